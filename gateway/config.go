@@ -1,0 +1,155 @@
+package gateway
+
+import (
+	"errors"
+	"fmt"
+	"net/url"
+	"reflect"
+	"strings"
+	"time"
+
+	"github.com/caarlos0/env/v11"
+)
+
+// Config is every setting of the gateway, read once from the environment at
+// start-up. .env.example lists each variable with a comment.
+type Config struct {
+	Port     int    `env:"PORT" envDefault:"8080"`
+	AppEnv   string `env:"APP_ENV" envDefault:"production"`
+	LogLevel string `env:"LOG_LEVEL" envDefault:"info"`
+
+	SupabaseURL        string        `env:"SUPABASE_URL,required,notEmpty"`
+	SupabaseServiceKey string        `env:"SUPABASE_SERVICE_KEY,required,notEmpty"`
+	SupabaseJWTSecret  string        `env:"SUPABASE_JWT_SECRET"`
+	SupabaseJWTIssuer  string        `env:"SUPABASE_JWT_ISSUER"`
+	SupabaseTimeout    time.Duration `env:"SUPABASE_TIMEOUT" envDefault:"10s"`
+
+	InternalSecret     string   `env:"INTERNAL_SECRET"`
+	CORSAllowedOrigins []string `env:"CORS_ALLOWED_ORIGINS" envSeparator:","`
+	MaxBodyBytes       int64    `env:"MAX_BODY_BYTES" envDefault:"1048576"`
+	// RequestTimeout is the deadline of a whole request; every outbound call inherits it.
+	RequestTimeout time.Duration `env:"REQUEST_TIMEOUT" envDefault:"30s"`
+	GCPProjectID   string        `env:"GCP_PROJECT_ID"`
+}
+
+// Production reports whether the gateway runs in production mode, where
+// missing secrets are fatal rather than disabling a feature.
+func (c Config) Production() bool { return c.AppEnv == "production" }
+
+// JWTIssuer is the issuer tokens must carry.
+func (c Config) JWTIssuer() string {
+	if c.SupabaseJWTIssuer != "" {
+		return c.SupabaseJWTIssuer
+	}
+	return strings.TrimRight(c.SupabaseURL, "/") + "/auth/v1"
+}
+
+// JWKSURL is where Supabase Auth publishes its asymmetric signing keys.
+func (c Config) JWKSURL() string {
+	return strings.TrimRight(c.SupabaseURL, "/") + "/auth/v1/.well-known/jwks.json"
+}
+
+// LoadConfig reads the configuration from environ (os.Environ() as a map when
+// nil) and validates it. The error names every missing or malformed variable.
+func LoadConfig(environ map[string]string) (Config, error) {
+	opts := env.Options{}
+	if environ != nil {
+		opts.Environment = environ
+	}
+	cfg, err := env.ParseAsWithOptions[Config](opts)
+	var problems []string
+	if err != nil {
+		problems = append(problems, envProblems(err)...)
+	}
+	problems = append(problems, cfg.validate(err != nil)...)
+	if len(problems) > 0 {
+		return Config{}, fmt.Errorf("invalid configuration:\n  %s", strings.Join(problems, "\n  "))
+	}
+	return cfg, nil
+}
+
+func (c Config) validate(parseFailed bool) []string {
+	var p []string
+	if c.SupabaseURL != "" {
+		u, err := url.Parse(c.SupabaseURL)
+		if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" || strings.Trim(u.Path, "/") != "" || u.RawQuery != "" {
+			p = append(p, "SUPABASE_URL: must be the project URL, such as https://<ref>.supabase.co")
+		}
+	}
+	if !parseFailed && (c.Port < 1 || c.Port > 65535) {
+		p = append(p, "PORT: must be between 1 and 65535")
+	}
+	switch c.AppEnv {
+	case "production", "development":
+	default:
+		p = append(p, "APP_ENV: must be production or development")
+	}
+	switch strings.ToLower(c.LogLevel) {
+	case "debug", "info", "warn", "warning", "error":
+	default:
+		p = append(p, "LOG_LEVEL: must be debug, info, warn or error")
+	}
+	if c.SupabaseJWTSecret != "" && len(c.SupabaseJWTSecret) < 32 {
+		p = append(p, "SUPABASE_JWT_SECRET: must be at least 32 characters (Supabase's legacy JWT secret)")
+	}
+	if c.InternalSecret == "" && c.Production() {
+		p = append(p, "INTERNAL_SECRET: required in production (APP_ENV=production)")
+	}
+	if c.InternalSecret != "" && len(c.InternalSecret) < 32 {
+		p = append(p, "INTERNAL_SECRET: must be at least 32 characters")
+	}
+	for _, o := range c.CORSAllowedOrigins {
+		u, err := url.Parse(strings.TrimSpace(o))
+		if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" || (u.Path != "" && u.Path != "/") {
+			p = append(p, fmt.Sprintf("CORS_ALLOWED_ORIGINS: %q is not an origin such as https://app.example.com", o))
+		}
+	}
+	if !parseFailed && c.MaxBodyBytes < 1024 {
+		p = append(p, "MAX_BODY_BYTES: must be at least 1024")
+	}
+	if !parseFailed && c.RequestTimeout <= 0 {
+		p = append(p, "REQUEST_TIMEOUT: must be positive, such as 30s")
+	}
+	if !parseFailed && c.SupabaseTimeout <= 0 {
+		p = append(p, "SUPABASE_TIMEOUT: must be positive, such as 10s")
+	}
+	return p
+}
+
+// envProblems turns env's aggregate error into one line per variable.
+func envProblems(err error) []string {
+	var agg env.AggregateError
+	errs := []error{err}
+	if errors.As(err, &agg) {
+		errs = agg.Errors
+	}
+	keys := envKeys()
+	var p []string
+	for _, e := range errs {
+		var notSet env.VarIsNotSetError
+		var empty env.EmptyVarError
+		var parse env.ParseError
+		switch {
+		case errors.As(e, &notSet):
+			p = append(p, notSet.Key+": required but not set")
+		case errors.As(e, &empty):
+			p = append(p, empty.Key+": required but empty")
+		case errors.As(e, &parse):
+			p = append(p, fmt.Sprintf("%s: cannot be read as %s", keys[parse.Name], parse.Type))
+		default:
+			p = append(p, e.Error())
+		}
+	}
+	return p
+}
+
+// envKeys maps Config field names to their variable names, for messages.
+func envKeys() map[string]string {
+	t := reflect.TypeFor[Config]()
+	m := make(map[string]string, t.NumField())
+	for i := range t.NumField() {
+		f := t.Field(i)
+		m[f.Name] = strings.Split(f.Tag.Get("env"), ",")[0]
+	}
+	return m
+}

@@ -1,0 +1,207 @@
+package gateway
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/labstack/echo/v5"
+)
+
+// jsonBody is a request body decoded as an object of raw fields, so that
+// handlers can tell "absent" from "null" (PATCH semantics) and report every
+// invalid field at once, worded as FastAPI/pydantic would.
+type jsonBody struct {
+	fields map[string]json.RawMessage
+	issues ValidationError
+}
+
+var errMalformedJSON = newError(http.StatusBadRequest, "Malformed JSON body", nil)
+
+// readJSONBody reads the whole body (bounded by limitBody) into a jsonBody.
+func readJSONBody(c *echo.Context) (*jsonBody, error) {
+	raw, err := io.ReadAll(c.Request().Body)
+	if err != nil {
+		var mbe *http.MaxBytesError
+		if errors.As(err, &mbe) {
+			return nil, err
+		}
+		return nil, newError(http.StatusBadRequest, "Could not read request body", err)
+	}
+	raw = bytes.TrimSpace(raw)
+	b := &jsonBody{}
+	if len(raw) == 0 {
+		b.issues.add([]string{"body"}, "Field required", "missing")
+		return nil, &b.issues
+	}
+	if !json.Valid(raw) {
+		return nil, errMalformedJSON
+	}
+	if raw[0] != '{' {
+		b.issues.add([]string{"body"}, "Input should be a valid dictionary or object to extract fields from", "model_attributes_type")
+		return nil, &b.issues
+	}
+	if err := json.Unmarshal(raw, &b.fields); err != nil {
+		return nil, errMalformedJSON
+	}
+	return b, nil
+}
+
+func (b *jsonBody) has(name string) bool { _, ok := b.fields[name]; return ok }
+
+func (b *jsonBody) isNull(name string) bool {
+	v, ok := b.fields[name]
+	return ok && string(v) == "null"
+}
+
+func (b *jsonBody) fail(name, msg, typ string) {
+	b.issues.add([]string{"body", name}, msg, typ)
+}
+
+// present checks presence and nullability; it returns false when there is no
+// value to read (absent, or an allowed null).
+func (b *jsonBody) present(name string, required, nullable bool, typeMsg, typeErr string) bool {
+	if !b.has(name) {
+		if required {
+			b.fail(name, "Field required", "missing")
+		}
+		return false
+	}
+	if b.isNull(name) {
+		if !nullable {
+			b.fail(name, typeMsg, typeErr)
+		}
+		return false
+	}
+	return true
+}
+
+func (b *jsonBody) rawString(name string) (string, bool) {
+	var s string
+	if err := json.Unmarshal(b.fields[name], &s); err != nil {
+		return "", false
+	}
+	return s, true
+}
+
+// str reads a string field with length bounds (in characters, as pydantic counts).
+func (b *jsonBody) str(name string, required, nullable bool, minLen, maxLen int) (string, bool) {
+	if !b.present(name, required, nullable, "Input should be a valid string", "string_type") {
+		return "", false
+	}
+	s, ok := b.rawString(name)
+	if !ok {
+		b.fail(name, "Input should be a valid string", "string_type")
+		return "", false
+	}
+	n := len([]rune(s))
+	if n < minLen {
+		b.fail(name, fmt.Sprintf("String should have at least %d character%s", minLen, plural(minLen)), "string_too_short")
+		return "", false
+	}
+	if maxLen > 0 && n > maxLen {
+		b.fail(name, fmt.Sprintf("String should have at most %d character%s", maxLen, plural(maxLen)), "string_too_long")
+		return "", false
+	}
+	return s, true
+}
+
+// uuidField reads a UUID and returns it in canonical form.
+func (b *jsonBody) uuidField(name string, required, nullable bool) (string, bool) {
+	const msg = "Input should be a valid UUID"
+	if !b.present(name, required, nullable, msg, "uuid_type") {
+		return "", false
+	}
+	s, ok := b.rawString(name)
+	if !ok {
+		b.fail(name, msg, "uuid_type")
+		return "", false
+	}
+	id, ok := parseUUID(s)
+	if !ok {
+		b.fail(name, msg, "uuid_parsing")
+		return "", false
+	}
+	return id, true
+}
+
+// datetime reads an RFC 3339 timestamp with a zone and returns it in UTC, so
+// that PostgreSQL never guesses a zone.
+func (b *jsonBody) datetime(name string, required bool) (string, bool) {
+	const msg = "Input should be a valid datetime with a timezone (RFC 3339)"
+	if !b.present(name, required, false, msg, "datetime_type") {
+		return "", false
+	}
+	s, ok := b.rawString(name)
+	if !ok {
+		b.fail(name, msg, "datetime_type")
+		return "", false
+	}
+	t, err := time.Parse(time.RFC3339Nano, s)
+	if err != nil || t.Year() < 1900 || t.Year() > 9999 {
+		b.fail(name, msg, "datetime_parsing")
+		return "", false
+	}
+	return t.UTC().Format(time.RFC3339Nano), true
+}
+
+// enum reads one of allowed.
+func (b *jsonBody) enum(name string, required bool, allowed []string) (string, bool) {
+	msg := "Input should be " + quoteList(allowed)
+	if !b.present(name, required, false, msg, "enum") {
+		return "", false
+	}
+	s, ok := b.rawString(name)
+	if !ok || !contains(allowed, s) {
+		b.fail(name, msg, "enum")
+		return "", false
+	}
+	return s, true
+}
+
+func (b *jsonBody) err() error { return b.issues.orNil() }
+
+// parseUUID accepts only the canonical 36-character form, lower-casing it.
+func parseUUID(s string) (string, bool) {
+	if len(s) != 36 {
+		return "", false
+	}
+	u, err := uuid.Parse(s)
+	if err != nil {
+		return "", false
+	}
+	return u.String(), true
+}
+
+func quoteList(vs []string) string {
+	q := make([]string, len(vs))
+	for i, v := range vs {
+		q[i] = "'" + v + "'"
+	}
+	if len(q) == 1 {
+		return q[0]
+	}
+	return strings.Join(q[:len(q)-1], ", ") + " or " + q[len(q)-1]
+}
+
+func contains(vs []string, s string) bool {
+	for _, v := range vs {
+		if v == s {
+			return true
+		}
+	}
+	return false
+}
+
+func plural(n int) string {
+	if n == 1 {
+		return ""
+	}
+	return "s"
+}

@@ -1,0 +1,290 @@
+package gateway
+
+import (
+	"errors"
+	"net/http"
+	"strconv"
+	"sync"
+
+	"github.com/labstack/echo/v5"
+
+	"github.com/fleetpilot/gateway/gateway/api"
+	"github.com/fleetpilot/gateway/supabase"
+)
+
+const tableIncidents = "incidents"
+
+// incidentColumns are exactly the IncidentResponse fields, so PostgREST's
+// answer is passed to the client as is, without decoding and re-encoding.
+var incidentColumns = []supabase.Column{
+	"id", "vehicle_id", "booking_id", "customer_id", "occurred_at", "type",
+	"severity", "status", "description", "location", "created_at", "updated_at",
+}
+
+var (
+	incidentTypes      = []string{"damage", "accident", "theft", "breakdown", "other"}
+	incidentSeverities = []string{"low", "medium", "high"}
+	incidentStatuses   = []string{"open", "investigating", "resolved", "closed"}
+)
+
+const errIncidentNotFound = "Incident not found"
+
+// ListIncidents answers GET /incidents.
+func (s *server) ListIncidents(c *echo.Context, p api.ListIncidentsParams) error {
+	ctx := c.Request().Context()
+	var v ValidationError
+	limit, offset := pageParams(&v, p.Limit, p.Offset)
+	q := s.db.From(tenantFrom(ctx), tableIncidents).Select(incidentColumns...).
+		Order("created_at", true).Limit(limit).Offset(offset).WithCount()
+	if p.Status != nil {
+		if !p.Status.Valid() {
+			v.add([]string{"query", "status"}, "Input should be "+quoteList(incidentStatuses), "enum")
+		}
+		q.Eq("status", string(*p.Status))
+	}
+	if p.Type != nil {
+		if !p.Type.Valid() {
+			v.add([]string{"query", "type"}, "Input should be "+quoteList(incidentTypes), "enum")
+		}
+		q.Eq("type", string(*p.Type))
+	}
+	if p.VehicleId != nil {
+		q.Eq("vehicle_id", p.VehicleId.String())
+	}
+	if err := v.orNil(); err != nil {
+		return err
+	}
+	page, err := q.List(ctx)
+	if err != nil {
+		return upstream("Failed to fetch incidents", err)
+	}
+	return writePage(c, page)
+}
+
+// GetIncident answers GET /incidents/{id}.
+func (s *server) GetIncident(c *echo.Context, id string) error {
+	ctx := c.Request().Context()
+	id, ok := parseUUID(id)
+	if !ok {
+		return notFound(errIncidentNotFound)
+	}
+	row, err := s.db.From(tenantFrom(ctx), tableIncidents).Select(incidentColumns...).Eq("id", id).One(ctx)
+	switch {
+	case errors.Is(err, supabase.ErrNotFound):
+		return notFound(errIncidentNotFound)
+	case err != nil:
+		return upstream("Failed to fetch incident", err)
+	}
+	return c.JSONBlob(http.StatusOK, row)
+}
+
+// CreateIncident answers POST /incidents. The body's tenant_id, id, status and
+// timestamps are ignored: only the fields below are ever read.
+func (s *server) CreateIncident(c *echo.Context) error {
+	ctx := c.Request().Context()
+	b, err := readJSONBody(c)
+	if err != nil {
+		return err
+	}
+	row := supabase.Row{}
+	if v, ok := b.uuidField("vehicle_id", true, false); ok {
+		row["vehicle_id"] = v
+	}
+	for _, f := range []string{"booking_id", "customer_id"} {
+		if v, ok := b.uuidField(f, false, true); ok {
+			row[supabase.Column(f)] = v
+		}
+	}
+	if v, ok := b.datetime("occurred_at", true); ok {
+		row["occurred_at"] = v
+	}
+	if v, ok := b.enum("type", true, incidentTypes); ok {
+		row["type"] = v
+	}
+	if v, ok := b.enum("severity", false, incidentSeverities); ok {
+		row["severity"] = v
+	}
+	if v, ok := b.str("description", true, false, 1, 5000); ok {
+		row["description"] = v
+	}
+	if v, ok := b.str("location", false, true, 0, 500); ok {
+		row["location"] = v
+	}
+	if err := b.err(); err != nil {
+		return err
+	}
+	if err := s.checkIncidentRefs(c, row); err != nil {
+		return err
+	}
+	created, err := s.db.From(tenantFrom(ctx), tableIncidents).Select(incidentColumns...).Insert(ctx, row)
+	if err != nil {
+		return incidentWriteError("Failed to create incident", err)
+	}
+	return c.JSONBlob(http.StatusCreated, created)
+}
+
+// UpdateIncident answers PATCH /incidents/{id}: only the fields sent are
+// written, and an explicit null clears a nullable field.
+func (s *server) UpdateIncident(c *echo.Context, id string) error {
+	ctx := c.Request().Context()
+	id, ok := parseUUID(id)
+	if !ok {
+		return notFound(errIncidentNotFound)
+	}
+	b, err := readJSONBody(c)
+	if err != nil {
+		return err
+	}
+	row := supabase.Row{}
+	if v, ok := b.uuidField("vehicle_id", false, false); ok {
+		row["vehicle_id"] = v
+	}
+	for _, f := range []string{"booking_id", "customer_id"} {
+		if v, ok := b.uuidField(f, false, true); ok {
+			row[supabase.Column(f)] = v
+		} else if b.isNull(f) {
+			row[supabase.Column(f)] = nil
+		}
+	}
+	if v, ok := b.datetime("occurred_at", false); ok {
+		row["occurred_at"] = v
+	}
+	if v, ok := b.enum("type", false, incidentTypes); ok {
+		row["type"] = v
+	}
+	if v, ok := b.enum("severity", false, incidentSeverities); ok {
+		row["severity"] = v
+	}
+	if v, ok := b.enum("status", false, incidentStatuses); ok {
+		row["status"] = v
+	}
+	if v, ok := b.str("description", false, false, 1, 5000); ok {
+		row["description"] = v
+	}
+	if v, ok := b.str("location", false, true, 0, 500); ok {
+		row["location"] = v
+	} else if b.isNull("location") {
+		row["location"] = nil
+	}
+	if err := b.err(); err != nil {
+		return err
+	}
+	if len(row) == 0 {
+		return newError(http.StatusUnprocessableEntity, "No fields to update", nil)
+	}
+	if err := s.checkIncidentRefs(c, row); err != nil {
+		return err
+	}
+	updated, err := s.db.From(tenantFrom(ctx), tableIncidents).Select(incidentColumns...).Eq("id", id).UpdateOne(ctx, row)
+	switch {
+	case errors.Is(err, supabase.ErrNotFound):
+		return notFound(errIncidentNotFound)
+	case err != nil:
+		return incidentWriteError("Failed to update incident", err)
+	}
+	return c.JSONBlob(http.StatusOK, updated)
+}
+
+// DeleteIncident answers DELETE /incidents/{id} by archiving the row.
+func (s *server) DeleteIncident(c *echo.Context, id string) error {
+	ctx := c.Request().Context()
+	id, ok := parseUUID(id)
+	if !ok {
+		return notFound(errIncidentNotFound)
+	}
+	_, err := s.db.From(tenantFrom(ctx), tableIncidents).Select("id").Eq("id", id).
+		UpdateOne(ctx, supabase.Row{"archived_at": supabase.Now()})
+	switch {
+	case errors.Is(err, supabase.ErrNotFound):
+		return notFound(errIncidentNotFound)
+	case err != nil:
+		return upstream("Failed to delete incident", err)
+	}
+	return c.NoContent(http.StatusNoContent)
+}
+
+// checkIncidentRefs verifies, concurrently, that every vehicle, booking and
+// customer the row points at is the tenant's and not archived. The schema's
+// composite foreign keys enforce the tenant too; this check gives a clear 422
+// and also refuses archived rows, which a foreign key cannot.
+func (s *server) checkIncidentRefs(c *echo.Context, row supabase.Row) error {
+	ctx := c.Request().Context()
+	refs := []struct {
+		col   supabase.Column
+		table string
+		name  string
+	}{
+		{"vehicle_id", "vehicles", "Vehicle"},
+		{"booking_id", "bookings", "Booking"},
+		{"customer_id", "customers", "Customer"},
+	}
+	type result struct {
+		found bool
+		err   error
+	}
+	results := make([]result, len(refs))
+	var wg sync.WaitGroup
+	for i, r := range refs {
+		id, ok := row[r.col].(string)
+		if !ok {
+			results[i].found = true
+			continue
+		}
+		wg.Go(func() {
+			found, err := s.db.From(tenantFrom(ctx), r.table).Eq("id", id).Exists(ctx)
+			results[i] = result{found, err}
+		})
+	}
+	wg.Wait()
+	var v ValidationError
+	for i, r := range results {
+		if r.err != nil {
+			return upstream("Failed to check references", r.err)
+		}
+		if !r.found {
+			v.add([]string{"body", string(refs[i].col)}, refs[i].name+" not found", "value_error")
+		}
+	}
+	return v.orNil()
+}
+
+// incidentWriteError maps schema rejections to 409/422; the rest is 502.
+func incidentWriteError(detail string, err error) error {
+	switch {
+	case errors.Is(err, supabase.ErrConflict):
+		return newError(http.StatusConflict, "Incident conflicts with an existing one", err)
+	case errors.Is(err, supabase.ErrForeignKey):
+		return newError(http.StatusUnprocessableEntity, "Referenced vehicle, booking or customer not found", err)
+	case errors.Is(err, supabase.ErrCheck):
+		return newError(http.StatusUnprocessableEntity, "Incident rejected by validation", err)
+	}
+	return upstream(detail, err)
+}
+
+// pageParams validates limit (1-200, default 50) and offset (>= 0).
+func pageParams(v *ValidationError, limitP, offsetP *int) (int, int) {
+	limit, offset := 50, 0
+	if limitP != nil {
+		limit = *limitP
+		if limit < 1 {
+			v.add([]string{"query", "limit"}, "Input should be greater than or equal to 1", "greater_than_equal")
+		} else if limit > 200 {
+			v.add([]string{"query", "limit"}, "Input should be less than or equal to 200", "less_than_equal")
+		}
+	}
+	if offsetP != nil {
+		offset = *offsetP
+		if offset < 0 {
+			v.add([]string{"query", "offset"}, "Input should be greater than or equal to 0", "greater_than_equal")
+		}
+	}
+	return limit, offset
+}
+
+// writePage passes a list through and reports the total in X-Total-Count.
+func writePage(c *echo.Context, p supabase.Page) error {
+	if p.Total >= 0 {
+		c.Response().Header().Set("X-Total-Count", strconv.Itoa(p.Total))
+	}
+	return c.JSONBlob(http.StatusOK, p.Body)
+}

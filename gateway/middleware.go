@@ -1,0 +1,156 @@
+package gateway
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"runtime/debug"
+	"strings"
+	"time"
+
+	"github.com/labstack/echo/v5"
+)
+
+const headerRequestID = "X-Request-ID"
+
+// requestContext starts every request: request id (accepted when well formed,
+// else generated, always echoed), Cloud Trace correlation, the per-request
+// deadline that every outbound call inherits, and the access log line. Errors
+// are rendered here, so the line records the status the client got.
+func requestContext(base *slog.Logger, projectID string, timeout time.Duration) echo.MiddlewareFunc {
+	return func(next echo.HandlerFunc) echo.HandlerFunc {
+		return func(c *echo.Context) error {
+			start := time.Now()
+			req := c.Request()
+			id := req.Header.Get(headerRequestID)
+			if !validRequestID(id) {
+				id = newRequestID()
+			}
+			c.Response().Header().Set(headerRequestID, id)
+			ri := &reqInfo{id: id, base: base, trace: traceAttrs(req.Header.Get("X-Cloud-Trace-Context"), projectID)}
+			ctx, cancel := context.WithTimeout(req.Context(), timeout)
+			defer cancel()
+			c.SetRequest(req.WithContext(withReqInfo(ctx, ri)))
+
+			if err := next(c); err != nil {
+				handleError(c, err)
+			}
+
+			status := 0
+			var size int64
+			if r, err := echo.UnwrapResponse(c.Response()); err == nil {
+				status, size = r.Status, r.Size
+			}
+			attrs := make([]slog.Attr, 0, 10)
+			attrs = append(attrs,
+				slog.String("request_id", id),
+				slog.String("method", req.Method),
+				slog.String("route", c.Path()),
+				slog.Int("status", status),
+				slog.Float64("latency_ms", float64(time.Since(start).Microseconds())/1000),
+				slog.Int64("bytes_out", size),
+			)
+			if ri.authed {
+				attrs = append(attrs, slog.String("tenant_id", ri.principal.Tenant.String()))
+			}
+			for i := 0; i+1 < len(ri.trace); i += 2 {
+				attrs = append(attrs, slog.Any(ri.trace[i].(string), ri.trace[i+1]))
+			}
+			level := slog.LevelInfo
+			if status >= 500 {
+				level = slog.LevelError
+			}
+			base.LogAttrs(ctx, level, "request", attrs...)
+			return nil
+		}
+	}
+}
+
+func validRequestID(s string) bool {
+	if s == "" || len(s) > 128 {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		ch := s[i]
+		if !(ch >= 'a' && ch <= 'z' || ch >= 'A' && ch <= 'Z' || ch >= '0' && ch <= '9' || ch == '-' || ch == '_' || ch == '.') {
+			return false
+		}
+	}
+	return true
+}
+
+func newRequestID() string {
+	var b [16]byte
+	_, _ = rand.Read(b[:])
+	return hex.EncodeToString(b[:])
+}
+
+// traceAttrs reads X-Cloud-Trace-Context (TRACE/SPAN;o=1) so that log lines
+// group under the request in Cloud Logging.
+func traceAttrs(h, projectID string) []any {
+	if h == "" || projectID == "" {
+		return nil
+	}
+	trace, rest, _ := strings.Cut(h, "/")
+	if trace == "" || !validRequestID(trace) {
+		return nil
+	}
+	span, opts, _ := strings.Cut(rest, ";")
+	return []any{
+		"logging.googleapis.com/trace", "projects/" + projectID + "/traces/" + trace,
+		"logging.googleapis.com/spanId", span,
+		"logging.googleapis.com/trace_sampled", opts == "o=1",
+	}
+}
+
+// recoverPanic turns a panic into a 500 whose cause and stack go to the log.
+func recoverPanic(next echo.HandlerFunc) echo.HandlerFunc {
+	return func(c *echo.Context) (err error) {
+		defer func() {
+			if r := recover(); r != nil {
+				if r == http.ErrAbortHandler {
+					panic(r)
+				}
+				requestLogger(c.Request().Context()).ErrorContext(c.Request().Context(), "panic",
+					"panic", fmt.Sprint(r), "stack", string(debug.Stack()))
+				err = newError(http.StatusInternalServerError, "Internal server error", fmt.Errorf("panic: %v", r))
+			}
+		}()
+		return next(c)
+	}
+}
+
+// securityHeaders are for a JSON API that browsers should never render; the
+// docs page relaxes the CSP to load Swagger UI.
+func securityHeaders(next echo.HandlerFunc) echo.HandlerFunc {
+	return func(c *echo.Context) error {
+		h := c.Response().Header()
+		h.Set("X-Content-Type-Options", "nosniff")
+		h.Set("X-Frame-Options", "DENY")
+		h.Set("Referrer-Policy", "no-referrer")
+		h.Set("Strict-Transport-Security", "max-age=63072000; includeSubDomains")
+		h.Set("Cache-Control", "no-store")
+		h.Set("Content-Security-Policy", "default-src 'none'; frame-ancestors 'none'")
+		return next(c)
+	}
+}
+
+// limitBody caps request bodies; reading past the cap fails with
+// *http.MaxBytesError, which renders as 413.
+func limitBody(limit int64) echo.MiddlewareFunc {
+	return func(next echo.HandlerFunc) echo.HandlerFunc {
+		return func(c *echo.Context) error {
+			req := c.Request()
+			if req.ContentLength > limit {
+				return newError(http.StatusRequestEntityTooLarge, "Request body too large", nil)
+			}
+			if req.Body != nil && req.Body != http.NoBody {
+				req.Body = http.MaxBytesReader(c.Response(), req.Body, limit)
+			}
+			return next(c)
+		}
+	}
+}

@@ -1,0 +1,106 @@
+// Package gateway is the HTTP edge of FleetPilot: routing, authentication,
+// validation and error rendering. Echo lives here and in cmd/ only.
+package gateway
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"time"
+
+	"github.com/labstack/echo/v5"
+	"github.com/labstack/echo/v5/middleware"
+
+	"github.com/fleetpilot/gateway/gateway/api"
+	"github.com/fleetpilot/gateway/supabase"
+)
+
+// Deps are the clients the gateway uses, built once by main.
+type Deps struct {
+	Logger   *slog.Logger
+	DB       *supabase.Client
+	Verifier TokenVerifier
+	// Now is the clock; nil means time.Now.
+	Now func() time.Time
+}
+
+// server implements api.ServerInterface; one file per router holds its methods.
+type server struct {
+	cfg  Config
+	db   *supabase.Client
+	log  *slog.Logger
+	spec []byte
+	now  func() time.Time
+}
+
+var _ api.ServerInterface = (*server)(nil)
+
+// New builds the HTTP handler with every route of the OpenAPI document.
+func New(cfg Config, deps Deps) (*echo.Echo, error) {
+	if deps.Logger == nil || deps.DB == nil || deps.Verifier == nil {
+		return nil, errors.New("gateway: Logger, DB and Verifier are required")
+	}
+	spec, err := api.SpecJSON()
+	if err != nil {
+		return nil, err
+	}
+	s := &server{cfg: cfg, db: deps.DB, log: deps.Logger, spec: spec, now: deps.Now}
+	if s.now == nil {
+		s.now = time.Now
+	}
+
+	e := echo.New()
+	e.Logger = deps.Logger
+	e.HTTPErrorHandler = handleError
+	e.IPExtractor = echo.ExtractIPDirect()
+
+	e.Use(requestContext(deps.Logger, cfg.GCPProjectID, cfg.RequestTimeout))
+	e.Use(recoverPanic)
+	e.Use(securityHeaders)
+	if len(cfg.CORSAllowedOrigins) > 0 {
+		e.Use(middleware.CORSWithConfig(middleware.CORSConfig{
+			AllowOrigins:  cfg.CORSAllowedOrigins,
+			AllowMethods:  []string{http.MethodGet, http.MethodPost, http.MethodPatch, http.MethodDelete},
+			AllowHeaders:  []string{"Authorization", "Content-Type", headerRequestID},
+			ExposeHeaders: []string{"X-Total-Count", headerRequestID},
+			MaxAge:        600,
+		}))
+	}
+	e.Use(limitBody(cfg.MaxBodyBytes))
+
+	guards, err := operationGuards(map[string]echo.MiddlewareFunc{
+		"bearerAuth":     requireUser(deps.Verifier),
+		"internalSecret": requireInternal(cfg.InternalSecret),
+	})
+	if err != nil {
+		return nil, err
+	}
+	api.RegisterHandlersWithOptions(e, s, api.RegisterHandlersOptions{OperationMiddlewares: guards})
+	return e, nil
+}
+
+// operationGuards derives each operation's auth middleware from the OpenAPI
+// document's security requirements. Operations inherit the document default
+// (bearerAuth), so a new route is authenticated unless the document says
+// "security: []"; an unknown scheme stops start-up.
+func operationGuards(schemes map[string]echo.MiddlewareFunc) (map[string][]echo.MiddlewareFunc, error) {
+	ops, err := api.Operations()
+	if err != nil {
+		return nil, err
+	}
+	guards := make(map[string][]echo.MiddlewareFunc, len(ops))
+	for _, op := range ops {
+		if len(op.Security) > 1 {
+			return nil, fmt.Errorf("gateway: %s has several security schemes; choose one", op.ID)
+		}
+		for _, name := range op.Security {
+			m, ok := schemes[name]
+			if !ok {
+				return nil, fmt.Errorf("gateway: %s uses unknown security scheme %q", op.ID, name)
+			}
+			guards[op.ID] = append(guards[op.ID], m)
+		}
+	}
+	return guards, nil
+}

@@ -1,0 +1,195 @@
+// Package supabase talks to Supabase's PostgREST with the service key and
+// verifies Supabase user access tokens.
+//
+// The service key bypasses row-level security, so this package is where tenant
+// isolation lives: every query on a tenant table is built from a TenantID (see
+// From), carries tenant_id=eq.<tenant> and stamps tenant_id on inserted rows.
+// Work that must span tenants says so with AcrossTenants, which is easy to grep.
+package supabase
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/go-resty/resty/v2"
+)
+
+// Config is what the client needs to reach PostgREST.
+type Config struct {
+	// URL is the project URL (https://<ref>.supabase.co); PostgREST is at /rest/v1.
+	URL string
+	// ServiceKey is a legacy service_role JWT or a new sb_secret_... key.
+	ServiceKey string
+	// Timeout bounds every call (including retries) unless the caller's context
+	// ends sooner. Zero means 10 s.
+	Timeout time.Duration
+	// RetryWait is the base of the jittered backoff between GET retries. Zero means 50 ms.
+	RetryWait time.Duration
+}
+
+// Client is safe for concurrent use; build one per process and share it, so
+// that connections to PostgREST are pooled.
+type Client struct {
+	rc        *resty.Client
+	restURL   string
+	key       string
+	bearer    string // "" for sb_secret_ keys, which go in apikey only
+	timeout   time.Duration
+	retryWait time.Duration
+}
+
+// New builds a client over hc, whose transport should keep connections alive
+// (see NewHTTPClient). hc is used as given so that tests can inject a mock transport.
+func New(cfg Config, hc *http.Client) *Client {
+	rc := resty.NewWithClient(hc)
+	rc.SetRetryCount(0) // retries are ours: resty would also retry writes on transport errors
+	rc.SetHeader("User-Agent", "fleetpilot-gateway")
+	c := &Client{
+		rc:        rc,
+		restURL:   strings.TrimRight(cfg.URL, "/") + "/rest/v1/",
+		key:       cfg.ServiceKey,
+		timeout:   cfg.Timeout,
+		retryWait: cfg.RetryWait,
+	}
+	if !strings.HasPrefix(cfg.ServiceKey, "sb_secret_") {
+		// Legacy service_role JWT: Supabase expects it in both headers.
+		c.bearer = "Bearer " + cfg.ServiceKey
+	}
+	if c.timeout <= 0 {
+		c.timeout = 10 * time.Second
+	}
+	if c.retryWait <= 0 {
+		c.retryWait = 50 * time.Millisecond
+	}
+	return c
+}
+
+// NewHTTPClient returns an *http.Client tuned for one busy upstream: a large
+// idle pool so that concurrent requests reuse connections instead of opening
+// new ones, and bounded dial/TLS/header waits.
+func NewHTTPClient() *http.Client {
+	t := http.DefaultTransport.(*http.Transport).Clone()
+	t.MaxIdleConns = 256
+	t.MaxIdleConnsPerHost = 256
+	t.IdleConnTimeout = 90 * time.Second
+	t.TLSHandshakeTimeout = 5 * time.Second
+	t.ResponseHeaderTimeout = 30 * time.Second
+	t.ExpectContinueTimeout = time.Second
+	return &http.Client{Transport: t}
+}
+
+// Ping checks that PostgREST answers and reaches the database.
+func (c *Client) Ping(ctx context.Context) error {
+	res, err := c.send(ctx, request{method: http.MethodGet, table: "tenants", query: "select=id&limit=1"})
+	if err != nil {
+		return err
+	}
+	if res.status != http.StatusOK {
+		return decodeError(http.MethodGet, "tenants", res.status, res.body)
+	}
+	return nil
+}
+
+type request struct {
+	method string
+	table  string
+	query  string
+	body   []byte
+	prefer string
+	accept string
+}
+
+type response struct {
+	status int
+	header http.Header
+	body   []byte
+}
+
+// send performs one logical call. Reads are retried twice on transport errors
+// and 502/503/504; writes never are, since a lost response does not mean a lost
+// write.
+func (c *Client) send(ctx context.Context, r request) (response, error) {
+	ctx, cancel := context.WithTimeout(ctx, c.timeout)
+	defer cancel()
+	attempts := 1
+	if r.method == http.MethodGet || r.method == http.MethodHead {
+		attempts = 3
+	}
+	var lastErr error
+	for i := 0; i < attempts; i++ {
+		if i > 0 {
+			if err := sleep(ctx, backoff(c.retryWait, i)); err != nil {
+				break
+			}
+		}
+		res, err := c.once(ctx, r)
+		switch {
+		case err != nil:
+			lastErr = fmt.Errorf("%w: %s %s: %w", ErrUnavailable, r.method, r.table, err)
+			if ctx.Err() != nil {
+				return response{}, lastErr
+			}
+		case res.status == http.StatusBadGateway || res.status == http.StatusServiceUnavailable || res.status == http.StatusGatewayTimeout:
+			lastErr = decodeError(r.method, r.table, res.status, res.body)
+		default:
+			return res, nil
+		}
+	}
+	return response{}, lastErr
+}
+
+func (c *Client) once(ctx context.Context, r request) (response, error) {
+	req := c.rc.R().SetContext(ctx)
+	req.Header.Set("apikey", c.key)
+	if c.bearer != "" {
+		req.Header.Set("Authorization", c.bearer)
+	}
+	req.Header.Set("Content-Type", "application/json")
+	if r.prefer != "" {
+		req.Header.Set("Prefer", r.prefer)
+	}
+	if r.accept != "" {
+		req.Header.Set("Accept", r.accept)
+	}
+	if r.body != nil {
+		req.SetBody(r.body)
+	}
+	url := c.restURL + r.table
+	if r.query != "" {
+		url += "?" + r.query
+	}
+	resp, err := req.Execute(r.method, url)
+	if err != nil {
+		return response{}, err
+	}
+	return response{status: resp.StatusCode(), header: resp.Header(), body: resp.Body()}, nil
+}
+
+// backoff is exponential with full jitter: attempt 1 waits up to base*2, attempt 2 up to base*4.
+func backoff(base time.Duration, attempt int) time.Duration {
+	limit := base << attempt
+	return limit/2 + rand.N(limit/2+1)
+}
+
+func sleep(ctx context.Context, d time.Duration) error {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-t.C:
+		return nil
+	}
+}
+
+// IsUpstream reports whether err came from PostgREST or the network (as opposed
+// to a bug or a refused query), for logging and status mapping.
+func IsUpstream(err error) bool {
+	var e *Error
+	return errors.As(err, &e) || errors.Is(err, ErrUnavailable)
+}

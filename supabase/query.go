@@ -1,0 +1,397 @@
+package supabase
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Column is a column name. It is a distinct type so that a string that came
+// from a request cannot be passed as a column by accident: untyped constants
+// convert implicitly, a request value needs a visible Column(...) conversion.
+type Column string
+
+// Row is a row to insert or the set of columns to update.
+type Row map[Column]any
+
+// Query is a PostgREST request under construction. It is not safe for
+// concurrent use; build one per call.
+type Query struct {
+	c               *Client
+	table           string
+	tenant          TenantID
+	crossTenant     bool
+	filters         url.Values
+	nFilters        int
+	sel             string
+	order           string
+	limit, offset   int
+	includeArchived bool
+	count           bool
+	err             error
+}
+
+const (
+	colTenant   Column = "tenant_id"
+	colArchived Column = "archived_at"
+)
+
+// From starts a query on a tenant table, scoped to tenant. A zero TenantID
+// makes every call on the query fail with ErrNoTenant.
+func (c *Client) From(tenant TenantID, table string) *Query {
+	q := c.newQuery(table)
+	q.tenant = tenant
+	if tenant.IsZero() {
+		q.err = ErrNoTenant
+	}
+	return q
+}
+
+// AcrossTenants starts a query that is NOT scoped to a tenant. It exists only
+// for internal jobs that sweep every tenant (Cloud Scheduler crons); each use
+// must be justified where it is called. Rows it inserts must carry tenant_id.
+func (c *Client) AcrossTenants(table string) *Query {
+	q := c.newQuery(table)
+	q.crossTenant = true
+	return q
+}
+
+func (c *Client) newQuery(table string) *Query {
+	return &Query{c: c, table: table, filters: url.Values{}, limit: -1, offset: -1}
+}
+
+func (q *Query) filter(col Column, op, v string) *Query {
+	if col == colTenant {
+		// The tenant filter belongs to the builder; a second one could only be a bug or an attack.
+		q.err = errors.New("supabase: tenant_id is set by the query builder")
+		return q
+	}
+	if !validColumn(col) {
+		q.err = fmt.Errorf("supabase: invalid column name %q", col)
+		return q
+	}
+	q.filters.Add(string(col), op+"."+v)
+	q.nFilters++
+	return q
+}
+
+// Eq adds col=eq.v. PostgREST reads a top-level value verbatim (quotes,
+// commas and dots are data), and url encoding keeps & = + from adding parameters.
+func (q *Query) Eq(col Column, v string) *Query { return q.filter(col, "eq", v) }
+
+// Neq adds col=neq.v.
+func (q *Query) Neq(col Column, v string) *Query { return q.filter(col, "neq", v) }
+
+// Lt adds col=lt.v.
+func (q *Query) Lt(col Column, v string) *Query { return q.filter(col, "lt", v) }
+
+// Lte adds col=lte.v.
+func (q *Query) Lte(col Column, v string) *Query { return q.filter(col, "lte", v) }
+
+// Gt adds col=gt.v.
+func (q *Query) Gt(col Column, v string) *Query { return q.filter(col, "gt", v) }
+
+// Gte adds col=gte.v.
+func (q *Query) Gte(col Column, v string) *Query { return q.filter(col, "gte", v) }
+
+// In adds col=in.("v1","v2"), every value quoted and escaped so that a comma,
+// parenthesis or quote inside a value cannot end the list.
+func (q *Query) In(col Column, vs ...string) *Query {
+	var b strings.Builder
+	b.WriteByte('(')
+	for i, v := range vs {
+		if i > 0 {
+			b.WriteByte(',')
+		}
+		b.WriteString(QuoteValue(v))
+	}
+	b.WriteByte(')')
+	return q.filter(col, "in", b.String())
+}
+
+// IsNull adds col=is.null.
+func (q *Query) IsNull(col Column) *Query { return q.filter(col, "is", "null") }
+
+// NotNull adds col=not.is.null (is.not_null does not exist before PostgREST 13).
+func (q *Query) NotNull(col Column) *Query { return q.filter(col, "not.is", "null") }
+
+// Select asks for exactly these columns, so the response can be passed through
+// without decoding.
+func (q *Query) Select(cols ...Column) *Query {
+	parts := make([]string, len(cols))
+	for i, c := range cols {
+		if !validColumn(c) {
+			q.err = fmt.Errorf("supabase: invalid column name %q", c)
+			return q
+		}
+		parts[i] = string(c)
+	}
+	q.sel = strings.Join(parts, ",")
+	return q
+}
+
+// Order sets the sort; the default for lists is created_at descending.
+func (q *Query) Order(col Column, desc bool) *Query {
+	if !validColumn(col) {
+		q.err = fmt.Errorf("supabase: invalid column name %q", col)
+		return q
+	}
+	q.order = string(col) + ".asc"
+	if desc {
+		q.order = string(col) + ".desc"
+	}
+	return q
+}
+
+// Limit caps the rows returned.
+func (q *Query) Limit(n int) *Query { q.limit = n; return q }
+
+// Offset skips rows.
+func (q *Query) Offset(n int) *Query { q.offset = n; return q }
+
+// IncludeArchived drops the default archived_at=is.null filter.
+func (q *Query) IncludeArchived() *Query { q.includeArchived = true; return q }
+
+// WithCount asks PostgREST for the exact total (Prefer: count=exact).
+func (q *Query) WithCount() *Query { q.count = true; return q }
+
+// QuoteValue quotes v for use inside in.(...) or or=(...): PostgREST's list
+// grammar ends an unquoted element at , or ), and inside quotes only \ and "
+// are special.
+func QuoteValue(v string) string {
+	var b strings.Builder
+	b.Grow(len(v) + 2)
+	b.WriteByte('"')
+	for i := 0; i < len(v); i++ {
+		if v[i] == '\\' || v[i] == '"' {
+			b.WriteByte('\\')
+		}
+		b.WriteByte(v[i])
+	}
+	b.WriteByte('"')
+	return b.String()
+}
+
+func validColumn(c Column) bool {
+	if c == "" {
+		return false
+	}
+	for i := 0; i < len(c); i++ {
+		ch := c[i]
+		if !(ch == '_' || ch >= 'a' && ch <= 'z' || ch >= '0' && ch <= '9') {
+			return false
+		}
+	}
+	return true
+}
+
+// encode renders the query string. withPaging is false for writes.
+func (q *Query) encode(read, withPaging bool) string {
+	v := make(url.Values, len(q.filters)+6)
+	for k, vs := range q.filters {
+		v[k] = vs
+	}
+	if !q.crossTenant {
+		v.Set(string(colTenant), "eq."+q.tenant.String())
+	}
+	if !q.includeArchived && v.Get(string(colArchived)) == "" {
+		v.Set(string(colArchived), "is.null")
+	}
+	if q.sel != "" {
+		v.Set("select", q.sel)
+	}
+	if read && q.order != "" {
+		v.Set("order", q.order)
+	}
+	if withPaging && q.limit >= 0 {
+		v.Set("limit", strconv.Itoa(q.limit))
+	}
+	if withPaging && q.offset > 0 {
+		v.Set("offset", strconv.Itoa(q.offset))
+	}
+	return v.Encode()
+}
+
+// Page is a list result: the JSON array exactly as PostgREST sent it, and the
+// total when WithCount was used (-1 otherwise).
+type Page struct {
+	Body  []byte
+	Total int
+}
+
+const (
+	acceptObject = "application/vnd.pgrst.object+json"
+	preferRepr   = "return=representation"
+)
+
+// List reads rows.
+func (q *Query) List(ctx context.Context) (Page, error) {
+	if q.err != nil {
+		return Page{}, q.err
+	}
+	prefer := ""
+	if q.count {
+		prefer = "count=exact"
+	}
+	res, err := q.c.send(ctx, request{method: http.MethodGet, table: q.table, query: q.encode(true, true), prefer: prefer})
+	if err != nil {
+		return Page{}, err
+	}
+	switch res.status {
+	case http.StatusOK, http.StatusPartialContent:
+		p := Page{Body: res.body, Total: -1}
+		if q.count {
+			p.Total = parseTotal(res.header.Get("Content-Range"))
+		}
+		return p, nil
+	case http.StatusRequestedRangeNotSatisfiable:
+		// An offset past the end (PGRST103): an empty page, not an error.
+		return Page{Body: []byte("[]"), Total: parseTotal(res.header.Get("Content-Range"))}, nil
+	}
+	return Page{}, decodeError(http.MethodGet, q.table, res.status, res.body)
+}
+
+// One reads exactly one row; no row (or more than one) is ErrNotFound.
+func (q *Query) One(ctx context.Context) ([]byte, error) {
+	if q.err != nil {
+		return nil, q.err
+	}
+	res, err := q.c.send(ctx, request{method: http.MethodGet, table: q.table, query: q.encode(true, false), accept: acceptObject})
+	if err != nil {
+		return nil, err
+	}
+	return q.single(http.MethodGet, res)
+}
+
+// Exists reports whether any row matches.
+func (q *Query) Exists(ctx context.Context) (bool, error) {
+	q.Select("id").Limit(1)
+	p, err := q.List(ctx)
+	if err != nil {
+		return false, err
+	}
+	return !bytes.Equal(bytes.TrimSpace(p.Body), []byte("[]")), nil
+}
+
+// Into decodes a List result into dst.
+func (q *Query) Into(ctx context.Context, dst any) error {
+	p, err := q.List(ctx)
+	if err != nil {
+		return err
+	}
+	if err := json.Unmarshal(p.Body, dst); err != nil {
+		return fmt.Errorf("supabase: decode %s: %w", q.table, err)
+	}
+	return nil
+}
+
+// Insert creates one row and returns it (with the Select columns when set).
+// On a tenant query tenant_id is set from the query, overriding anything in row.
+func (q *Query) Insert(ctx context.Context, row Row) ([]byte, error) {
+	if q.err != nil {
+		return nil, q.err
+	}
+	if q.nFilters > 0 {
+		return nil, errors.New("supabase: insert takes no filters")
+	}
+	if !q.crossTenant {
+		row[colTenant] = q.tenant.String()
+	} else if _, ok := row[colTenant]; !ok {
+		return nil, errors.New("supabase: cross-tenant insert without tenant_id")
+	}
+	body, err := json.Marshal(row)
+	if err != nil {
+		return nil, fmt.Errorf("supabase: encode %s row: %w", q.table, err)
+	}
+	query := ""
+	if q.sel != "" {
+		query = url.Values{"select": {q.sel}}.Encode()
+	}
+	res, err := q.c.send(ctx, request{method: http.MethodPost, table: q.table, query: query, body: body, prefer: preferRepr, accept: acceptObject})
+	if err != nil {
+		return nil, err
+	}
+	if res.status != http.StatusCreated && res.status != http.StatusOK {
+		return nil, decodeError(http.MethodPost, q.table, res.status, res.body)
+	}
+	return res.body, nil
+}
+
+// Update patches every matching row and returns them as a JSON array (possibly
+// "[]"). A tenant query can never move a row to another tenant: tenant_id in
+// row is refused.
+func (q *Query) Update(ctx context.Context, row Row) ([]byte, error) {
+	res, err := q.patch(ctx, row, "")
+	if err != nil {
+		return nil, err
+	}
+	if res.status != http.StatusOK {
+		return nil, decodeError(http.MethodPatch, q.table, res.status, res.body)
+	}
+	return res.body, nil
+}
+
+// UpdateOne patches exactly one row and returns it; when no row (or more than
+// one) matches, PostgREST changes nothing and this returns ErrNotFound.
+func (q *Query) UpdateOne(ctx context.Context, row Row) ([]byte, error) {
+	res, err := q.patch(ctx, row, acceptObject)
+	if err != nil {
+		return nil, err
+	}
+	return q.single(http.MethodPatch, res)
+}
+
+func (q *Query) patch(ctx context.Context, row Row, accept string) (response, error) {
+	if q.err != nil {
+		return response{}, q.err
+	}
+	if q.nFilters == 0 {
+		// Like pg-safeupdate: a PATCH without a filter would touch the whole table (or tenant).
+		return response{}, errors.New("supabase: update without a filter")
+	}
+	if len(row) == 0 {
+		return response{}, errors.New("supabase: update with no columns")
+	}
+	if _, ok := row[colTenant]; ok {
+		return response{}, errors.New("supabase: update may not change tenant_id")
+	}
+	body, err := json.Marshal(row)
+	if err != nil {
+		return response{}, fmt.Errorf("supabase: encode %s patch: %w", q.table, err)
+	}
+	return q.c.send(ctx, request{method: http.MethodPatch, table: q.table, query: q.encode(false, false), body: body, prefer: preferRepr, accept: accept})
+}
+
+func (q *Query) single(method string, res response) ([]byte, error) {
+	if res.status == http.StatusOK {
+		return res.body, nil
+	}
+	e := decodeError(method, q.table, res.status, res.body)
+	if errors.Is(e, ErrNotFound) {
+		return nil, fmt.Errorf("%s %s: %w", method, q.table, ErrNotFound)
+	}
+	return nil, e
+}
+
+// parseTotal reads the total from a Content-Range such as "0-19/250" or "*/0".
+func parseTotal(cr string) int {
+	i := strings.LastIndexByte(cr, '/')
+	if i < 0 {
+		return -1
+	}
+	n, err := strconv.Atoi(cr[i+1:])
+	if err != nil {
+		return -1
+	}
+	return n
+}
+
+// Now is the timestamp format the gateway writes (RFC 3339 with microseconds, UTC).
+func Now() string { return time.Now().UTC().Format("2006-01-02T15:04:05.000000Z07:00") }

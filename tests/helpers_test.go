@@ -1,0 +1,263 @@
+// Package tests holds black-box tests of the gateway: the real Echo app from
+// gateway.New, with PostgREST and the JWKS endpoint mocked at the HTTP
+// transport (httpmock), asserting the exact requests the gateway sends.
+package tests
+
+import (
+	"bytes"
+	"encoding/json"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/golang-jwt/jwt/v5"
+	"github.com/jarcoal/httpmock"
+	"github.com/labstack/echo/v5"
+
+	"github.com/fleetpilot/gateway/gateway"
+	"github.com/fleetpilot/gateway/supabase"
+)
+
+const (
+	supabaseURL = "https://proj.supabase.co"
+	restURL     = supabaseURL + "/rest/v1/"
+	jwtSecret   = "test-jwt-secret-with-at-least-32-characters"
+	serviceKey  = "service-role-jwt-key"
+	tenantA     = "aaaaaaaa-0000-4000-8000-000000000001"
+	tenantB     = "bbbbbbbb-0000-4000-8000-000000000002"
+	userA       = "11111111-0000-4000-8000-000000000001"
+	incidentID  = "c0000000-0000-4000-8000-000000000001"
+	vehicleID   = "d0000000-0000-4000-8000-000000000001"
+)
+
+// captured is one request the gateway sent upstream.
+type captured struct {
+	Method string
+	Path   string
+	Query  url.Values
+	Header http.Header
+	Body   string
+}
+
+// upstream is a mock PostgREST that records what it receives.
+type upstream struct {
+	t  *testing.T
+	mt *httpmock.MockTransport
+	mu sync.Mutex
+	rq []captured
+}
+
+func newUpstream(t *testing.T) *upstream {
+	u := &upstream{t: t, mt: httpmock.NewMockTransport()}
+	u.mt.RegisterNoResponder(func(r *http.Request) (*http.Response, error) {
+		t.Errorf("unexpected upstream request %s %s", r.Method, r.URL)
+		return httpmock.NewStringResponse(599, ""), nil
+	})
+	// Supabase projects without asymmetric keys publish an empty JWKS.
+	u.mt.RegisterResponder(http.MethodGet, supabaseURL+"/auth/v1/.well-known/jwks.json",
+		httpmock.NewStringResponder(200, `{"keys":[]}`))
+	return u
+}
+
+// on answers method on table with status and body (and Content-Range when given).
+func (u *upstream) on(method, table string, status int, body string, contentRange ...string) {
+	u.mt.RegisterResponder(method, restURL+table, func(r *http.Request) (*http.Response, error) {
+		u.record(r)
+		resp := httpmock.NewStringResponse(status, body)
+		resp.Header.Set("Content-Type", "application/json; charset=utf-8")
+		if len(contentRange) > 0 {
+			resp.Header.Set("Content-Range", contentRange[0])
+		}
+		return resp, nil
+	})
+}
+
+func (u *upstream) record(r *http.Request) {
+	var body []byte
+	if r.Body != nil {
+		body, _ = io.ReadAll(r.Body)
+	}
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	u.rq = append(u.rq, captured{Method: r.Method, Path: r.URL.Path, Query: r.URL.Query(), Header: r.Header.Clone(), Body: string(body)})
+}
+
+func (u *upstream) requests() []captured {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	return append([]captured(nil), u.rq...)
+}
+
+// only returns the single request sent to table, failing otherwise.
+func (u *upstream) only(table string) captured {
+	u.t.Helper()
+	var got []captured
+	for _, r := range u.requests() {
+		if r.Path == "/rest/v1/"+table {
+			got = append(got, r)
+		}
+	}
+	if len(got) != 1 {
+		u.t.Fatalf("requests to %s = %d, want 1: %+v", table, len(got), got)
+	}
+	return got[0]
+}
+
+type appOpts struct {
+	serviceKey string
+	verifier   gateway.TokenVerifier
+	mutate     func(*gateway.Config)
+}
+
+func testConfig() gateway.Config {
+	return gateway.Config{
+		Port: 8080, AppEnv: "development", LogLevel: "debug",
+		SupabaseURL: supabaseURL, SupabaseServiceKey: serviceKey, SupabaseJWTSecret: jwtSecret,
+		SupabaseTimeout: 2 * time.Second, MaxBodyBytes: 1 << 20, RequestTimeout: 5 * time.Second,
+		InternalSecret: "internal-secret-with-at-least-32-chars!!",
+	}
+}
+
+// newApp builds the real gateway over a mock upstream. Logs go to logs.
+func newApp(t *testing.T, o appOpts) (*echo.Echo, *upstream, *bytes.Buffer) {
+	t.Helper()
+	u := newUpstream(t)
+	cfg := testConfig()
+	if o.serviceKey != "" {
+		cfg.SupabaseServiceKey = o.serviceKey
+	}
+	if o.mutate != nil {
+		o.mutate(&cfg)
+	}
+	hc := &http.Client{Transport: u.mt}
+	logs := &syncBuffer{}
+	log := gateway.NewLogger(logs, "debug")
+	db := supabase.New(supabase.Config{URL: cfg.SupabaseURL, ServiceKey: cfg.SupabaseServiceKey, Timeout: cfg.SupabaseTimeout, RetryWait: time.Millisecond}, hc)
+	v := o.verifier
+	if v == nil {
+		var err error
+		v, err = supabase.NewVerifier(t.Context(), supabase.VerifierConfig{
+			JWTSecret: jwtSecret, JWKSURL: cfg.JWKSURL(), Issuer: cfg.JWTIssuer(),
+		}, hc, log)
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	e, err := gateway.New(cfg, gateway.Deps{Logger: log, DB: db, Verifier: v})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return e, u, &logs.Buffer
+}
+
+type syncBuffer struct {
+	mu sync.Mutex
+	bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.Buffer.Write(p)
+}
+
+// claims returns valid claims for a user of tenant.
+func claims(tenant string) jwt.MapClaims {
+	now := time.Now()
+	return jwt.MapClaims{
+		"iss": supabaseURL + "/auth/v1", "aud": "authenticated", "sub": userA,
+		"role": "authenticated", "exp": now.Add(time.Hour).Unix(), "iat": now.Unix(),
+		"email": "a@example.com", "tenant_id": tenant, "is_anonymous": false,
+	}
+}
+
+func hs256(t testing.TB, c jwt.MapClaims, secret string) string {
+	t.Helper()
+	s, err := jwt.NewWithClaims(jwt.SigningMethodHS256, c).SignedString([]byte(secret))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+func tokenFor(t testing.TB, tenant string) string { return hs256(t, claims(tenant), jwtSecret) }
+
+// call sends a request through the app.
+func call(e http.Handler, method, target, token string, body any) *httptest.ResponseRecorder {
+	var rd io.Reader
+	switch b := body.(type) {
+	case nil:
+	case string:
+		rd = strings.NewReader(b)
+	default:
+		j, _ := json.Marshal(b)
+		rd = bytes.NewReader(j)
+	}
+	req := httptest.NewRequest(method, target, rd)
+	if rd != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	req.Header.Set("User-Agent", "Mozilla/5.0 (end user browser)")
+	rec := httptest.NewRecorder()
+	e.ServeHTTP(rec, req)
+	return rec
+}
+
+func wantStatus(t *testing.T, rec *httptest.ResponseRecorder, want int) {
+	t.Helper()
+	if rec.Code != want {
+		t.Fatalf("status = %d, want %d; body %s", rec.Code, want, rec.Body.String())
+	}
+}
+
+func wantJSON(t *testing.T, rec *httptest.ResponseRecorder, want string) {
+	t.Helper()
+	var got, exp any
+	if err := json.Unmarshal(rec.Body.Bytes(), &got); err != nil {
+		t.Fatalf("body %q is not JSON: %v", rec.Body.String(), err)
+	}
+	if err := json.Unmarshal([]byte(want), &exp); err != nil {
+		t.Fatalf("bad expectation %q: %v", want, err)
+	}
+	gb, _ := json.Marshal(got)
+	eb, _ := json.Marshal(exp)
+	if !bytes.Equal(gb, eb) {
+		t.Fatalf("body = %s\nwant   %s", gb, eb)
+	}
+}
+
+// wantHeaders asserts the four PostgREST headers of seed 000 (legacy key) and
+// that nothing of the end user's request leaks upstream.
+func wantHeaders(t *testing.T, r captured, prefer string) {
+	t.Helper()
+	checks := map[string]string{
+		"Apikey":        serviceKey,
+		"Authorization": "Bearer " + serviceKey,
+		"Content-Type":  "application/json",
+		"Prefer":        prefer,
+	}
+	for k, want := range checks {
+		if got := r.Header.Get(k); got != want {
+			t.Errorf("upstream %s = %q, want %q", k, got, want)
+		}
+	}
+	if ua := r.Header.Get("User-Agent"); strings.Contains(ua, "Mozilla") {
+		t.Errorf("end user's User-Agent forwarded: %q", ua)
+	}
+}
+
+func wantQuery(t *testing.T, r captured, want url.Values) {
+	t.Helper()
+	if r.Query.Encode() != want.Encode() {
+		t.Errorf("upstream query\n got %s\nwant %s", r.Query.Encode(), want.Encode())
+	}
+}
+
