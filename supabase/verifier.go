@@ -39,6 +39,8 @@ type VerifierConfig struct {
 	Issuer string
 	// CacheSize bounds the verified-token cache; zero means 10000, negative disables it.
 	CacheSize int
+	// Now is the clock; nil means time.Now.
+	Now func() time.Time
 }
 
 // Verifier checks Supabase access tokens. It is safe for concurrent use.
@@ -66,7 +68,10 @@ func NewVerifier(ctx context.Context, cfg VerifierConfig, hc *http.Client, log *
 	if cfg.Issuer == "" {
 		return nil, errors.New("supabase: verifier needs an issuer")
 	}
-	v := &Verifier{nowFunc: time.Now}
+	v := &Verifier{nowFunc: cfg.Now}
+	if v.nowFunc == nil {
+		v.nowFunc = time.Now
+	}
 	var methods []string
 	if cfg.JWTSecret != "" {
 		v.secret = []byte(cfg.JWTSecret)

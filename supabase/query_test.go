@@ -1,0 +1,257 @@
+package supabase
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"net/url"
+	"testing"
+	"time"
+
+	"github.com/jarcoal/httpmock"
+)
+
+const tenant = "aaaaaaaa-0000-4000-8000-000000000001"
+
+func newTestClient(t *testing.T, key string) (*Client, *httpmock.MockTransport) {
+	mt := httpmock.NewMockTransport()
+	c := New(Config{URL: "https://p.supabase.co/", ServiceKey: key, RetryWait: time.Millisecond}, &http.Client{Transport: mt})
+	return c, mt
+}
+
+func mustTenant(t *testing.T) TenantID {
+	id, err := ParseTenantID(tenant)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return id
+}
+
+// capture answers every request with status/body and records the last raw query.
+func capture(mt *httpmock.MockTransport, status int, body string, hdr ...string) *[]*http.Request {
+	var reqs []*http.Request
+	mt.RegisterNoResponder(func(r *http.Request) (*http.Response, error) {
+		reqs = append(reqs, r)
+		resp := httpmock.NewStringResponse(status, body)
+		if len(hdr) == 2 {
+			resp.Header.Set(hdr[0], hdr[1])
+		}
+		return resp, nil
+	})
+	return &reqs
+}
+
+func TestQueryEncoding(t *testing.T) {
+	tests := []struct {
+		name  string
+		build func(q *Query) *Query
+		want  url.Values
+	}{
+		{"defaults", func(q *Query) *Query { return q },
+			url.Values{"tenant_id": {"eq." + tenant}, "archived_at": {"is.null"}}},
+		{"eq keeps the value literal", func(q *Query) *Query { return q.Eq("status", `open&tenant_id=eq.x,"y"+z`) },
+			url.Values{"tenant_id": {"eq." + tenant}, "archived_at": {"is.null"}, "status": {`eq.open&tenant_id=eq.x,"y"+z`}}},
+		{"in quotes and escapes", func(q *Query) *Query { return q.In("status", `a,b`, `c)"d`, `e\f`) },
+			url.Values{"tenant_id": {"eq." + tenant}, "archived_at": {"is.null"}, "status": {`in.("a,b","c)\"d","e\\f")`}}},
+		{"ranges, nulls, order, paging", func(q *Query) *Query {
+			return q.Gte("starts_at", "2026-01-01T00:00:00+00:00").Lt("ends_at", "x").Lte("a", "1").Gt("b", "2").
+				IsNull("c").NotNull("d").Order("created_at", true).Limit(20).Offset(40).Select("id", "status")
+		}, url.Values{"tenant_id": {"eq." + tenant}, "archived_at": {"is.null"}, "starts_at": {"gte.2026-01-01T00:00:00+00:00"},
+			"ends_at": {"lt.x"}, "a": {"lte.1"}, "b": {"gt.2"}, "c": {"is.null"}, "d": {"not.is.null"},
+			"order": {"created_at.desc"}, "limit": {"20"}, "offset": {"40"}, "select": {"id,status"}}},
+		{"include archived", func(q *Query) *Query { return q.IncludeArchived() },
+			url.Values{"tenant_id": {"eq." + tenant}}},
+		{"explicit archived filter wins", func(q *Query) *Query { return q.NotNull("archived_at") },
+			url.Values{"tenant_id": {"eq." + tenant}, "archived_at": {"not.is.null"}}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			c, mt := newTestClient(t, "k")
+			reqs := capture(mt, 200, `[]`)
+			if _, err := tc.build(c.From(mustTenant(t), "incidents")).List(context.Background()); err != nil {
+				t.Fatal(err)
+			}
+			got := (*reqs)[0].URL.Query()
+			if got.Encode() != tc.want.Encode() {
+				t.Errorf("query\n got %s\nwant %s", got.Encode(), tc.want.Encode())
+			}
+			// '+' must travel percent-encoded: PostgREST reads a raw '+' as a space.
+			if raw := (*reqs)[0].URL.RawQuery; containsRawPlus(raw) {
+				t.Errorf("raw query has a literal +: %s", raw)
+			}
+		})
+	}
+}
+
+func containsRawPlus(raw string) bool {
+	for i := 0; i < len(raw); i++ {
+		if raw[i] == '+' {
+			return true
+		}
+	}
+	return false
+}
+
+func TestQueryRefusals(t *testing.T) {
+	tests := []struct {
+		name string
+		run  func(c *Client) error
+		want error
+	}{
+		{"no tenant", func(c *Client) error { _, err := c.From(TenantID{}, "incidents").List(context.Background()); return err }, ErrNoTenant},
+		{"no tenant insert", func(c *Client) error {
+			_, err := c.From(TenantID{}, "incidents").Insert(context.Background(), Row{"a": 1})
+			return err
+		}, ErrNoTenant},
+		{"tenant filter from outside", func(c *Client) error {
+			_, err := c.From(mustTenant(t), "incidents").Eq("tenant_id", "x").List(context.Background())
+			return err
+		}, nil},
+		{"bad column", func(c *Client) error {
+			_, err := c.From(mustTenant(t), "incidents").Eq(Column("a=b&c"), "x").List(context.Background())
+			return err
+		}, nil},
+		{"update without filter", func(c *Client) error {
+			_, err := c.From(mustTenant(t), "incidents").Update(context.Background(), Row{"a": 1})
+			return err
+		}, nil},
+		{"update moving tenant", func(c *Client) error {
+			_, err := c.From(mustTenant(t), "incidents").Eq("id", "1").Update(context.Background(), Row{"tenant_id": "x"})
+			return err
+		}, nil},
+		{"cross-tenant insert without tenant", func(c *Client) error {
+			_, err := c.AcrossTenants("pcn_jobs").Insert(context.Background(), Row{"a": 1})
+			return err
+		}, nil},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			c, mt := newTestClient(t, "k")
+			reqs := capture(mt, 200, `[]`)
+			err := tc.run(c)
+			if err == nil {
+				t.Fatal("no error")
+			}
+			if tc.want != nil && !errors.Is(err, tc.want) {
+				t.Errorf("err = %v, want %v", err, tc.want)
+			}
+			if len(*reqs) != 0 {
+				t.Errorf("%d requests sent", len(*reqs))
+			}
+		})
+	}
+}
+
+func TestInsertStampsTenant(t *testing.T) {
+	c, mt := newTestClient(t, "sb_secret_abc")
+	var body string
+	mt.RegisterResponder(http.MethodPost, "https://p.supabase.co/rest/v1/incidents", func(r *http.Request) (*http.Response, error) {
+		b := make([]byte, r.ContentLength)
+		_, _ = r.Body.Read(b)
+		body = string(b)
+		if r.Header.Get("Authorization") != "" || r.Header.Get("apikey") != "sb_secret_abc" {
+			t.Errorf("headers: %v", r.Header)
+		}
+		return httpmock.NewStringResponse(201, `{"id":"1"}`), nil
+	})
+	if _, err := c.From(mustTenant(t), "incidents").Insert(context.Background(), Row{"tenant_id": "evil", "a": 1}); err != nil {
+		t.Fatal(err)
+	}
+	if body != `{"a":1,"tenant_id":"`+tenant+`"}` {
+		t.Errorf("body = %s", body)
+	}
+}
+
+func TestListTotals(t *testing.T) {
+	tests := []struct {
+		status      int
+		cr          string
+		body, wantB string
+		wantTotal   int
+	}{
+		{200, "0-1/250", `[{},{}]`, `[{},{}]`, 250},
+		{200, "*/0", `[]`, `[]`, 0},
+		{416, "*/3", `{"code":"PGRST103"}`, `[]`, 3},
+	}
+	for _, tc := range tests {
+		c, mt := newTestClient(t, "k")
+		reqs := capture(mt, tc.status, tc.body, "Content-Range", tc.cr)
+		p, err := c.From(mustTenant(t), "incidents").WithCount().List(context.Background())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if string(p.Body) != tc.wantB || p.Total != tc.wantTotal {
+			t.Errorf("%s: page = %s/%d", tc.cr, p.Body, p.Total)
+		}
+		if got := (*reqs)[0].Header.Get("Prefer"); got != "count=exact" {
+			t.Errorf("Prefer = %q", got)
+		}
+	}
+}
+
+func TestErrorMapping(t *testing.T) {
+	tests := []struct {
+		status int
+		body   string
+		want   error
+	}{
+		{409, `{"code":"23505","message":"dup","details":"Key (x)=(y)","hint":null}`, ErrConflict},
+		{409, `{"code":"23503","message":"fk","details":["a","b"],"hint":{"x":1}}`, ErrForeignKey},
+		{400, `{"code":"23514","message":"check"}`, ErrCheck},
+		{406, `{"code":"PGRST116","message":"none"}`, ErrNotFound},
+		{500, `not json`, nil},
+	}
+	for _, tc := range tests {
+		c, mt := newTestClient(t, "k")
+		capture(mt, tc.status, tc.body)
+		_, err := c.From(mustTenant(t), "incidents").Eq("id", "1").UpdateOne(context.Background(), Row{"a": 1})
+		if err == nil {
+			t.Fatalf("%d: no error", tc.status)
+		}
+		if tc.want != nil && !errors.Is(err, tc.want) {
+			t.Errorf("%s: err = %v, want %v", tc.body, err, tc.want)
+		}
+		if !IsUpstream(err) && !errors.Is(err, ErrNotFound) {
+			t.Errorf("%s: not an upstream error: %v", tc.body, err)
+		}
+	}
+}
+
+func TestReadRetries(t *testing.T) {
+	c, mt := newTestClient(t, "k")
+	n := 0
+	mt.RegisterNoResponder(func(r *http.Request) (*http.Response, error) {
+		n++
+		if n < 3 {
+			return httpmock.NewStringResponse(502, ""), nil
+		}
+		return httpmock.NewStringResponse(200, `[]`), nil
+	})
+	if _, err := c.From(mustTenant(t), "incidents").List(context.Background()); err != nil {
+		t.Fatalf("third try should succeed: %v", err)
+	}
+	if n != 3 {
+		t.Errorf("tries = %d", n)
+	}
+}
+
+func TestDeadlineBoundsCalls(t *testing.T) {
+	mt := httpmock.NewMockTransport()
+	mt.RegisterNoResponder(func(r *http.Request) (*http.Response, error) {
+		<-r.Context().Done()
+		return nil, r.Context().Err()
+	})
+	c := New(Config{URL: "https://p.supabase.co", ServiceKey: "k", Timeout: 50 * time.Millisecond}, &http.Client{Transport: mt})
+	_, err := c.From(mustTenant(t), "incidents").List(context.Background())
+	if !errors.Is(err, ErrUnavailable) {
+		t.Fatalf("err = %v, want ErrUnavailable", err)
+	}
+}
+
+func TestParseTenantID(t *testing.T) {
+	for _, s := range []string{"", "x", "00000000-0000-0000-0000-000000000000", "{" + tenant + "}", "urn:uuid:" + tenant} {
+		if _, err := ParseTenantID(s); err == nil {
+			t.Errorf("%q accepted", s)
+		}
+	}
+}
