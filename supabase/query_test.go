@@ -98,7 +98,10 @@ func TestQueryRefusals(t *testing.T) {
 		run  func(c *Client) error
 		want error
 	}{
-		{"no tenant", func(c *Client) error { _, err := c.From(TenantID{}, "incidents").List(context.Background()); return err }, ErrNoTenant},
+		{"no tenant", func(c *Client) error {
+			_, err := c.From(TenantID{}, "incidents").List(context.Background())
+			return err
+		}, ErrNoTenant},
 		{"no tenant insert", func(c *Client) error {
 			_, err := c.From(TenantID{}, "incidents").Insert(context.Background(), Row{"a": 1})
 			return err

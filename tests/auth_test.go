@@ -102,14 +102,18 @@ func TestAuth(t *testing.T) {
 		}},
 		{name: "wrong HS256 secret", token: func() string { return hs256(t, claims(tenantA), "another-secret-with-at-least-32-characters") }},
 		{name: "expired", token: func() string { return hs256(t, with(claims(tenantA), "exp", now.Add(-time.Minute).Unix()), jwtSecret) }},
-		{name: "expired within the 30 s leeway", token: func() string { return hs256(t, with(claims(tenantA), "exp", now.Add(-10*time.Second).Unix()), jwtSecret) }, ok: true},
+		{name: "expired within the 30 s leeway", token: func() string {
+			return hs256(t, with(claims(tenantA), "exp", now.Add(-10*time.Second).Unix()), jwtSecret)
+		}, ok: true},
 		{name: "no exp", token: func() string { return hs256(t, with(claims(tenantA), "exp", nil), jwtSecret) }},
 		{name: "not yet valid", token: func() string { return hs256(t, with(claims(tenantA), "nbf", now.Add(2*time.Minute).Unix()), jwtSecret) }},
 		{name: "wrong audience", token: func() string { return hs256(t, with(claims(tenantA), "aud", "anon"), jwtSecret) }},
 		{name: "audience list containing authenticated", token: func() string {
 			return hs256(t, with(claims(tenantA), "aud", []string{"other", "authenticated"}), jwtSecret)
 		}, ok: true},
-		{name: "wrong issuer", token: func() string { return hs256(t, with(claims(tenantA), "iss", "https://evil.supabase.co/auth/v1"), jwtSecret) }},
+		{name: "wrong issuer", token: func() string {
+			return hs256(t, with(claims(tenantA), "iss", "https://evil.supabase.co/auth/v1"), jwtSecret)
+		}},
 		{name: "role anon", token: func() string { return hs256(t, with(claims(tenantA), "role", "anon"), jwtSecret) }},
 		{name: "role service_role", token: func() string { return hs256(t, with(claims(tenantA), "role", "service_role"), jwtSecret) }},
 		{name: "sub not a UUID", token: func() string { return hs256(t, with(claims(tenantA), "sub", "admin"), jwtSecret) }},

@@ -260,4 +260,3 @@ func wantQuery(t *testing.T, r captured, want url.Values) {
 		t.Errorf("upstream query\n got %s\nwant %s", r.Query.Encode(), want.Encode())
 	}
 }
-

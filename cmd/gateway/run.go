@@ -45,4 +45,3 @@ func run(ctx context.Context) error {
 		"hs256", cfg.SupabaseJWTSecret != "", "cors_origins", cfg.CORSAllowedOrigins)
 	return gateway.Serve(ctx, srv, log, 10*time.Second)
 }
-
