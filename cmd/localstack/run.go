@@ -142,4 +142,3 @@ func envOr(k, def string) string {
 	}
 	return def
 }
-

@@ -140,4 +140,3 @@ func ApplySQL(ctx context.Context, conn *pgx.Conn, sql string) error {
 	}
 	return tx.Commit(ctx)
 }
-
