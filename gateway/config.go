@@ -1,6 +1,7 @@
 package gateway
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net/url"
@@ -30,6 +31,20 @@ type Config struct {
 	// RequestTimeout is the deadline of a whole request; every outbound call inherits it.
 	RequestTimeout time.Duration `env:"REQUEST_TIMEOUT" envDefault:"30s"`
 	GCPProjectID   string        `env:"GCP_PROJECT_ID"`
+
+	// Documents (Google Cloud Storage). Without a key or a signer email the
+	// document endpoints answer 503.
+	GCSBucket             string        `env:"GCS_BUCKET" envDefault:"saas-rental-492618-documents"`
+	GCSServiceAccountJSON string        `env:"GCS_SERVICE_ACCOUNT_JSON"`
+	GCSSignerEmail        string        `env:"GCS_SIGNER_EMAIL"`
+	GCSMaxUploadBytes     int64         `env:"GCS_MAX_UPLOAD_BYTES" envDefault:"20971520"`
+	GCSUploadURLTTL       time.Duration `env:"GCS_UPLOAD_URL_TTL" envDefault:"15m"`
+	GCSDownloadURLTTL     time.Duration `env:"GCS_DOWNLOAD_URL_TTL" envDefault:"5m"`
+}
+
+// DocumentsEnabled reports whether GCS signing is configured.
+func (c Config) DocumentsEnabled() bool {
+	return c.GCSServiceAccountJSON != "" || c.GCSSignerEmail != ""
 }
 
 // Production reports whether the gateway runs in production mode, where
@@ -109,6 +124,24 @@ func (c Config) validate(parseFailed bool) []string {
 	}
 	if !parseFailed && c.RequestTimeout <= 0 {
 		p = append(p, "REQUEST_TIMEOUT: must be positive, such as 30s")
+	}
+	if c.GCSServiceAccountJSON != "" {
+		var sa struct {
+			ClientEmail string `json:"client_email"`
+			PrivateKey  string `json:"private_key"`
+		}
+		if json.Unmarshal([]byte(c.GCSServiceAccountJSON), &sa) != nil || sa.ClientEmail == "" || sa.PrivateKey == "" {
+			p = append(p, "GCS_SERVICE_ACCOUNT_JSON: must be a service-account key (JSON with client_email and private_key)")
+		}
+	}
+	if !parseFailed && (c.GCSMaxUploadBytes < 1 || c.GCSMaxUploadBytes > 5<<30) {
+		p = append(p, "GCS_MAX_UPLOAD_BYTES: must be between 1 and 5 GiB")
+	}
+	if !parseFailed && (c.GCSUploadURLTTL < time.Minute || c.GCSUploadURLTTL > 7*24*time.Hour) {
+		p = append(p, "GCS_UPLOAD_URL_TTL: must be between 1m and 168h")
+	}
+	if !parseFailed && (c.GCSDownloadURLTTL < 10*time.Second || c.GCSDownloadURLTTL > 7*24*time.Hour) {
+		p = append(p, "GCS_DOWNLOAD_URL_TTL: must be between 10s and 168h")
 	}
 	if !parseFailed && c.SupabaseTimeout <= 0 {
 		p = append(p, "SUPABASE_TIMEOUT: must be positive, such as 10s")

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"strconv"
 	"strings"
 	"time"
 
@@ -205,3 +206,19 @@ func plural(n int) string {
 	}
 	return "s"
 }
+
+// integer reads a whole number (JSON numbers such as 12.0 are refused, as pydantic's strict int).
+func (b *jsonBody) integer(name string, required bool) (int64, bool) {
+	const msg = "Input should be a valid integer"
+	if !b.present(name, required, false, msg, "int_type") {
+		return 0, false
+	}
+	var n int64
+	if err := json.Unmarshal(b.fields[name], &n); err != nil {
+		b.fail(name, msg, "int_parsing")
+		return 0, false
+	}
+	return n, true
+}
+
+func itoa(n int64) string { return strconv.FormatInt(n, 10) }

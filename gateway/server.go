@@ -21,17 +21,20 @@ type Deps struct {
 	Logger   *slog.Logger
 	DB       *supabase.Client
 	Verifier TokenVerifier
+	// Files signs document URLs; nil means document storage is not configured.
+	Files FileStore
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
 }
 
 // server implements api.ServerInterface; one file per router holds its methods.
 type server struct {
-	cfg  Config
-	db   *supabase.Client
-	log  *slog.Logger
-	spec []byte
-	now  func() time.Time
+	cfg   Config
+	db    *supabase.Client
+	log   *slog.Logger
+	spec  []byte
+	now   func() time.Time
+	store FileStore
 }
 
 var _ api.ServerInterface = (*server)(nil)
@@ -45,7 +48,7 @@ func New(cfg Config, deps Deps) (*echo.Echo, error) {
 	if err != nil {
 		return nil, err
 	}
-	s := &server{cfg: cfg, db: deps.DB, log: deps.Logger, spec: spec, now: deps.Now}
+	s := &server{cfg: cfg, db: deps.DB, log: deps.Logger, spec: spec, now: deps.Now, store: deps.Files}
 	if s.now == nil {
 		s.now = time.Now
 	}

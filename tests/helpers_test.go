@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"regexp"
 	"strings"
 	"sync"
 	"testing"
@@ -112,6 +113,8 @@ type appOpts struct {
 	serviceKey string
 	verifier   gateway.TokenVerifier
 	mutate     func(*gateway.Config)
+	// files wires a gcs.Store whose API calls go through the mock transport.
+	files bool
 }
 
 func testConfig() gateway.Config {
@@ -119,7 +122,9 @@ func testConfig() gateway.Config {
 		Port: 8080, AppEnv: "development", LogLevel: "debug",
 		SupabaseURL: supabaseURL, SupabaseServiceKey: serviceKey, SupabaseJWTSecret: jwtSecret,
 		SupabaseTimeout: 2 * time.Second, MaxBodyBytes: 1 << 20, RequestTimeout: 5 * time.Second,
-		InternalSecret: "internal-secret-with-at-least-32-chars!!",
+		InternalSecret:    "internal-secret-with-at-least-32-chars!!",
+		GCSBucket:         "fleet-docs",
+		GCSMaxUploadBytes: 20 << 20, GCSUploadURLTTL: 15 * time.Minute, GCSDownloadURLTTL: 5 * time.Minute,
 	}
 }
 
@@ -148,7 +153,11 @@ func newApp(t *testing.T, o appOpts) (*echo.Echo, *upstream, *bytes.Buffer) {
 			t.Fatal(err)
 		}
 	}
-	e, err := gateway.New(cfg, gateway.Deps{Logger: log, DB: db, Verifier: v})
+	deps := gateway.Deps{Logger: log, DB: db, Verifier: v}
+	if o.files {
+		deps.Files = testStore(t, hc)
+	}
+	e, err := gateway.New(cfg, deps)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -260,3 +269,5 @@ func wantQuery(t *testing.T, r captured, want url.Values) {
 		t.Errorf("upstream query\n got %s\nwant %s", r.Query.Encode(), want.Encode())
 	}
 }
+
+func mustRegexp(s string) *regexp.Regexp { return regexp.MustCompile(s) }

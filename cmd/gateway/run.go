@@ -11,6 +11,7 @@ import (
 	"github.com/joho/godotenv"
 
 	"github.com/fleetpilot/gateway/gateway"
+	"github.com/fleetpilot/gateway/gateway/gcs"
 	"github.com/fleetpilot/gateway/supabase"
 )
 
@@ -36,7 +37,21 @@ func run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	e, err := gateway.New(cfg, gateway.Deps{Logger: log, DB: db, Verifier: verifier})
+	deps := gateway.Deps{Logger: log, DB: db, Verifier: verifier}
+	if cfg.DocumentsEnabled() {
+		gcfg := gcs.Config{Bucket: cfg.GCSBucket, ServiceAccountJSON: cfg.GCSServiceAccountJSON, SignerEmail: cfg.GCSSignerEmail}
+		client, err := gcs.NewClient(ctx, gcfg)
+		if err != nil {
+			return fmt.Errorf("gcs client: %w", err)
+		}
+		defer client.Close()
+		if deps.Files, err = gcs.New(gcfg, client); err != nil {
+			return err
+		}
+	} else {
+		log.Warn("document storage is not configured (GCS_SERVICE_ACCOUNT_JSON or GCS_SIGNER_EMAIL): document endpoints answer 503")
+	}
+	e, err := gateway.New(cfg, deps)
 	if err != nil {
 		return err
 	}

@@ -14,6 +14,93 @@ import (
 	openapi_types "github.com/oapi-codegen/runtime/types"
 )
 
+// Defines values for DocumentStatus.
+const (
+	PendingUpload DocumentStatus = "pending_upload"
+	Uploaded      DocumentStatus = "uploaded"
+)
+
+// Valid indicates whether the value is a known member of the DocumentStatus enum.
+func (e DocumentStatus) Valid() bool {
+	switch e {
+	case PendingUpload:
+		return true
+	case Uploaded:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for DocumentUploadUploadMethod.
+const (
+	PUT DocumentUploadUploadMethod = "PUT"
+)
+
+// Valid indicates whether the value is a known member of the DocumentUploadUploadMethod enum.
+func (e DocumentUploadUploadMethod) Valid() bool {
+	switch e {
+	case PUT:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for DocumentUploadRequestContentType.
+const (
+	Applicationpdf DocumentUploadRequestContentType = "application/pdf"
+	Imageheic      DocumentUploadRequestContentType = "image/heic"
+	Imagejpeg      DocumentUploadRequestContentType = "image/jpeg"
+	Imagepng       DocumentUploadRequestContentType = "image/png"
+	Imagewebp      DocumentUploadRequestContentType = "image/webp"
+)
+
+// Valid indicates whether the value is a known member of the DocumentUploadRequestContentType enum.
+func (e DocumentUploadRequestContentType) Valid() bool {
+	switch e {
+	case Applicationpdf:
+		return true
+	case Imageheic:
+		return true
+	case Imagejpeg:
+		return true
+	case Imagepng:
+		return true
+	case Imagewebp:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for EntityType.
+const (
+	EntityTypeBooking   EntityType = "booking"
+	EntityTypeCustomer  EntityType = "customer"
+	EntityTypeIncident  EntityType = "incident"
+	EntityTypeVehicle   EntityType = "vehicle"
+	EntityTypeViolation EntityType = "violation"
+)
+
+// Valid indicates whether the value is a known member of the EntityType enum.
+func (e EntityType) Valid() bool {
+	switch e {
+	case EntityTypeBooking:
+		return true
+	case EntityTypeCustomer:
+		return true
+	case EntityTypeIncident:
+		return true
+	case EntityTypeVehicle:
+		return true
+	case EntityTypeViolation:
+		return true
+	default:
+		return false
+	}
+}
+
 // Defines values for IncidentSeverity.
 const (
 	High   IncidentSeverity = "high"
@@ -85,6 +172,72 @@ func (e IncidentType) Valid() bool {
 		return false
 	}
 }
+
+// Document defines model for Document.
+type Document struct {
+	ContentType string             `json:"content_type"`
+	CreatedAt   time.Time          `json:"created_at"`
+	DocType     string             `json:"doc_type"`
+	EntityId    openapi_types.UUID `json:"entity_id"`
+	EntityType  EntityType         `json:"entity_type"`
+
+	// Filename The name the user gave.
+	Filename   string             `json:"filename"`
+	Id         openapi_types.UUID `json:"id"`
+	SizeBytes  int64              `json:"size_bytes"`
+	Status     DocumentStatus     `json:"status"`
+	UpdatedAt  time.Time          `json:"updated_at"`
+	UploadedAt *time.Time         `json:"uploaded_at"`
+}
+
+// DocumentDownload defines model for DocumentDownload.
+type DocumentDownload struct {
+	DownloadUrl string    `json:"download_url"`
+	ExpiresAt   time.Time `json:"expires_at"`
+}
+
+// DocumentStatus defines model for DocumentStatus.
+type DocumentStatus string
+
+// DocumentUpload defines model for DocumentUpload.
+type DocumentUpload struct {
+	Document  Document  `json:"document"`
+	ExpiresAt time.Time `json:"expires_at"`
+
+	// UploadHeaders Headers the PUT must carry, exactly (Content-Type and x-goog-content-length-range).
+	UploadHeaders map[string]string          `json:"upload_headers"`
+	UploadMethod  DocumentUploadUploadMethod `json:"upload_method"`
+
+	// UploadUrl V4 signed URL.
+	UploadUrl string `json:"upload_url"`
+}
+
+// DocumentUploadUploadMethod defines model for DocumentUpload.UploadMethod.
+type DocumentUploadUploadMethod string
+
+// DocumentUploadRequest defines model for DocumentUploadRequest.
+type DocumentUploadRequest struct {
+	ContentType DocumentUploadRequestContentType `json:"content_type"`
+
+	// DocType Allowed per entity type. vehicle: v5c, mot_certificate, insurance, photo, damage_photo, pcn, other;
+	// customer: driving_licence, proof_of_address, passport, hire_agreement, other;
+	// booking: hire_agreement, damage_photo, checkout_photo, return_photo, pcn, other;
+	// incident: damage_photo, police_report, insurance_claim, repair_invoice, other;
+	// violation: pcn, appeal, correspondence, payment_receipt, other.
+	DocType    string             `json:"doc_type"`
+	EntityId   openapi_types.UUID `json:"entity_id"`
+	EntityType EntityType         `json:"entity_type"`
+	Filename   string             `json:"filename"`
+
+	// SizeBytes At most GCS_MAX_UPLOAD_BYTES (default 20 MiB).
+	SizeBytes int64 `json:"size_bytes"`
+}
+
+// DocumentUploadRequestContentType defines model for DocumentUploadRequest.ContentType.
+type DocumentUploadRequestContentType string
+
+// EntityType defines model for EntityType.
+type EntityType string
 
 // HTTPError defines model for HTTPError.
 type HTTPError struct {
@@ -186,6 +339,16 @@ type ValidationError struct {
 	union json.RawMessage
 }
 
+// ListDocumentsParams defines parameters for ListDocuments.
+type ListDocumentsParams struct {
+	EntityType *EntityType         `form:"entity_type,omitempty" json:"entity_type,omitempty"`
+	EntityId   *openapi_types.UUID `form:"entity_id,omitempty" json:"entity_id,omitempty"`
+	DocType    *string             `form:"doc_type,omitempty" json:"doc_type,omitempty"`
+	Status     *DocumentStatus     `form:"status,omitempty" json:"status,omitempty"`
+	Limit      *Limit              `form:"limit,omitempty" json:"limit,omitempty"`
+	Offset     *Offset             `form:"offset,omitempty" json:"offset,omitempty"`
+}
+
 // ListIncidentsParams defines parameters for ListIncidents.
 type ListIncidentsParams struct {
 	Status    *IncidentStatus     `form:"status,omitempty" json:"status,omitempty"`
@@ -194,6 +357,9 @@ type ListIncidentsParams struct {
 	Limit     *Limit              `form:"limit,omitempty" json:"limit,omitempty"`
 	Offset    *Offset             `form:"offset,omitempty" json:"offset,omitempty"`
 }
+
+// CreateDocumentUploadJSONRequestBody defines body for CreateDocumentUpload for application/json ContentType.
+type CreateDocumentUploadJSONRequestBody = DocumentUploadRequest
 
 // CreateIncidentJSONRequestBody defines body for CreateIncident for application/json ContentType.
 type CreateIncidentJSONRequestBody = IncidentCreate
@@ -268,6 +434,24 @@ type ServerInterface interface {
 	// GetDocs Interactive API documentation (Swagger UI)
 	// (GET /docs)
 	GetDocs(ctx *echo.Context) error
+	// ListDocuments List the tenant's documents, newest first
+	// (GET /documents)
+	ListDocuments(ctx *echo.Context, params ListDocumentsParams) error
+	// CreateDocumentUpload Create a document and a signed URL the browser PUTs the file to
+	// (POST /documents/upload-url)
+	CreateDocumentUpload(ctx *echo.Context) error
+	// DeleteDocument Archive a document (the object stays; bucket lifecycle rules own deletion)
+	// (DELETE /documents/{id})
+	DeleteDocument(ctx *echo.Context, id ID) error
+	// GetDocument One document
+	// (GET /documents/{id})
+	GetDocument(ctx *echo.Context, id ID) error
+	// CompleteDocumentUpload Confirm the upload (the object must exist with the declared size and type). Idempotent.
+	// (POST /documents/{id}/complete)
+	CompleteDocumentUpload(ctx *echo.Context, id ID) error
+	// GetDocumentDownloadURL A short-lived signed GET URL of an uploaded document
+	// (GET /documents/{id}/download-url)
+	GetDocumentDownloadURL(ctx *echo.Context, id ID) error
 	// GetHealth Liveness probe
 	// (GET /health)
 	GetHealth(ctx *echo.Context) error
@@ -305,6 +489,132 @@ func (w *ServerInterfaceWrapper) GetDocs(ctx *echo.Context) error {
 
 	// Invoke the callback with all the unmarshaled arguments
 	err = w.Handler.GetDocs(ctx)
+	return err
+}
+
+// ListDocuments converts echo context to params.
+func (w *ServerInterfaceWrapper) ListDocuments(ctx *echo.Context) error {
+	var err error
+
+	// Parameter object where we will unmarshal all parameters from the context
+	var params ListDocumentsParams
+	// ------------- Optional query parameter "entity_type" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "entity_type", ctx.QueryParams(), &params.EntityType, runtime.BindQueryParameterOptions{Type: "string", Format: ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter entity_type: %s", err))
+	}
+
+	// ------------- Optional query parameter "entity_id" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "entity_id", ctx.QueryParams(), &params.EntityId, runtime.BindQueryParameterOptions{Type: "string", Format: "uuid"})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter entity_id: %s", err))
+	}
+
+	// ------------- Optional query parameter "doc_type" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "doc_type", ctx.QueryParams(), &params.DocType, runtime.BindQueryParameterOptions{Type: "string", Format: ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter doc_type: %s", err))
+	}
+
+	// ------------- Optional query parameter "status" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "status", ctx.QueryParams(), &params.Status, runtime.BindQueryParameterOptions{Type: "string", Format: ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter status: %s", err))
+	}
+
+	// ------------- Optional query parameter "limit" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "limit", ctx.QueryParams(), &params.Limit, runtime.BindQueryParameterOptions{Type: "integer", Format: ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter limit: %s", err))
+	}
+
+	// ------------- Optional query parameter "offset" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "offset", ctx.QueryParams(), &params.Offset, runtime.BindQueryParameterOptions{Type: "integer", Format: ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter offset: %s", err))
+	}
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.ListDocuments(ctx, params)
+	return err
+}
+
+// CreateDocumentUpload converts echo context to params.
+func (w *ServerInterfaceWrapper) CreateDocumentUpload(ctx *echo.Context) error {
+	var err error
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.CreateDocumentUpload(ctx)
+	return err
+}
+
+// DeleteDocument converts echo context to params.
+func (w *ServerInterfaceWrapper) DeleteDocument(ctx *echo.Context) error {
+	var err error
+	// ------------- Path parameter "id" -------------
+	var id ID
+
+	err = runtime.BindStyledParameterWithOptions("simple", "id", ctx.Param("id"), &id, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "string", Format: "", ValueIsUnescaped: ctx.Request().URL.RawPath == ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter id: %s", err))
+	}
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.DeleteDocument(ctx, id)
+	return err
+}
+
+// GetDocument converts echo context to params.
+func (w *ServerInterfaceWrapper) GetDocument(ctx *echo.Context) error {
+	var err error
+	// ------------- Path parameter "id" -------------
+	var id ID
+
+	err = runtime.BindStyledParameterWithOptions("simple", "id", ctx.Param("id"), &id, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "string", Format: "", ValueIsUnescaped: ctx.Request().URL.RawPath == ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter id: %s", err))
+	}
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.GetDocument(ctx, id)
+	return err
+}
+
+// CompleteDocumentUpload converts echo context to params.
+func (w *ServerInterfaceWrapper) CompleteDocumentUpload(ctx *echo.Context) error {
+	var err error
+	// ------------- Path parameter "id" -------------
+	var id ID
+
+	err = runtime.BindStyledParameterWithOptions("simple", "id", ctx.Param("id"), &id, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "string", Format: "", ValueIsUnescaped: ctx.Request().URL.RawPath == ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter id: %s", err))
+	}
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.CompleteDocumentUpload(ctx, id)
+	return err
+}
+
+// GetDocumentDownloadURL converts echo context to params.
+func (w *ServerInterfaceWrapper) GetDocumentDownloadURL(ctx *echo.Context) error {
+	var err error
+	// ------------- Path parameter "id" -------------
+	var id ID
+
+	err = runtime.BindStyledParameterWithOptions("simple", "id", ctx.Param("id"), &id, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "string", Format: "", ValueIsUnescaped: ctx.Request().URL.RawPath == ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter id: %s", err))
+	}
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.GetDocumentDownloadURL(ctx, id)
 	return err
 }
 
@@ -494,5 +804,11 @@ func RegisterHandlersWithOptions(router EchoRouter, si ServerInterface, options 
 	router.DELETE(options.BaseURL+"/incidents/:id", wrapper.DeleteIncident, options.OperationMiddlewares["deleteIncident"]...)
 	router.GET(options.BaseURL+"/incidents/:id", wrapper.GetIncident, options.OperationMiddlewares["getIncident"]...)
 	router.PATCH(options.BaseURL+"/incidents/:id", wrapper.UpdateIncident, options.OperationMiddlewares["updateIncident"]...)
+	router.POST(options.BaseURL+"/documents/upload-url", wrapper.CreateDocumentUpload, options.OperationMiddlewares["createDocumentUpload"]...)
+	router.POST(options.BaseURL+"/documents/:id/complete", wrapper.CompleteDocumentUpload, options.OperationMiddlewares["completeDocumentUpload"]...)
+	router.GET(options.BaseURL+"/documents", wrapper.ListDocuments, options.OperationMiddlewares["listDocuments"]...)
+	router.DELETE(options.BaseURL+"/documents/:id", wrapper.DeleteDocument, options.OperationMiddlewares["deleteDocument"]...)
+	router.GET(options.BaseURL+"/documents/:id", wrapper.GetDocument, options.OperationMiddlewares["getDocument"]...)
+	router.GET(options.BaseURL+"/documents/:id/download-url", wrapper.GetDocumentDownloadURL, options.OperationMiddlewares["getDocumentDownloadURL"]...)
 
 }

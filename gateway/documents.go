@@ -1,0 +1,304 @@
+package gateway
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"mime"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/labstack/echo/v5"
+
+	"github.com/fleetpilot/gateway/gateway/api"
+	"github.com/fleetpilot/gateway/gateway/gcs"
+	"github.com/fleetpilot/gateway/supabase"
+)
+
+// FileStore signs URLs for one bucket and checks uploaded objects (gcs.Store).
+type FileStore interface {
+	SignedUpload(object, contentType string, size int64, ttl time.Duration) (gcs.Upload, error)
+	SignedDownload(object, filename string, ttl time.Duration) (string, time.Time, error)
+	Stat(ctx context.Context, object string) (gcs.Attrs, error)
+}
+
+const tableDocuments = "documents"
+
+var documentColumns = []supabase.Column{
+	"id", "entity_type", "entity_id", "doc_type", "filename", "content_type",
+	"size_bytes", "status", "uploaded_at", "created_at", "updated_at",
+}
+
+// entityTables maps a document's entity_type to its table and the name used in errors.
+var entityTables = map[string]struct{ table, name string }{
+	"vehicle":   {"vehicles", "Vehicle"},
+	"customer":  {"customers", "Customer"},
+	"booking":   {"bookings", "Booking"},
+	"incident":  {"incidents", "Incident"},
+	"violation": {"violations", "Violation"},
+}
+
+var entityTypes = []string{"vehicle", "customer", "booking", "incident", "violation"}
+
+// docTypes are the document types each entity type accepts.
+var docTypes = map[string][]string{
+	"vehicle":   {"v5c", "mot_certificate", "insurance", "photo", "damage_photo", "pcn", "other"},
+	"customer":  {"driving_licence", "proof_of_address", "passport", "hire_agreement", "other"},
+	"booking":   {"hire_agreement", "damage_photo", "checkout_photo", "return_photo", "pcn", "other"},
+	"incident":  {"damage_photo", "police_report", "insurance_claim", "repair_invoice", "other"},
+	"violation": {"pcn", "appeal", "correspondence", "payment_receipt", "other"},
+}
+
+// uploadContentTypes are the only types a document may have.
+var uploadContentTypes = []string{"application/pdf", "image/jpeg", "image/png", "image/webp", "image/heic"}
+
+const errDocumentNotFound = "Document not found"
+
+func (s *server) files() (FileStore, error) {
+	if s.store == nil {
+		return nil, newError(http.StatusServiceUnavailable, "Document storage is not configured", nil)
+	}
+	return s.store, nil
+}
+
+// CreateDocumentUpload answers POST /documents/upload-url.
+func (s *server) CreateDocumentUpload(c *echo.Context) error {
+	ctx := c.Request().Context()
+	store, err := s.files()
+	if err != nil {
+		return err
+	}
+	b, err := readJSONBody(c)
+	if err != nil {
+		return err
+	}
+	entityType, okType := b.enum("entity_type", true, entityTypes)
+	entityID, _ := b.uuidField("entity_id", true, false)
+	var docType string
+	if okType {
+		docType, _ = b.enum("doc_type", true, docTypes[entityType])
+	} else if !b.has("doc_type") {
+		b.fail("doc_type", "Field required", "missing")
+	}
+	filename, okName := b.str("filename", true, false, 1, 255)
+	if okName && strings.IndexFunc(filename, func(r rune) bool { return r < 0x20 || r == 0x7f }) >= 0 {
+		b.fail("filename", "Filename must not contain control characters", "value_error")
+	}
+	contentType, _ := b.enum("content_type", true, uploadContentTypes)
+	size, okSize := b.integer("size_bytes", true)
+	if okSize && (size < 1 || size > s.cfg.GCSMaxUploadBytes) {
+		b.fail("size_bytes", "Input should be between 1 and "+itoa(s.cfg.GCSMaxUploadBytes), "value_error")
+	}
+	if err := b.err(); err != nil {
+		return err
+	}
+	tenant := tenantFrom(ctx)
+	ent := entityTables[entityType]
+	found, err := s.db.From(tenant, ent.table).Eq("id", entityID).Exists(ctx)
+	if err != nil {
+		return upstream("Failed to check the entity", err)
+	}
+	if !found {
+		return notFound(ent.name + " not found")
+	}
+
+	// Sign first: if signing fails nothing is written.
+	docID := uuid.NewString()
+	object := gcs.ObjectPath(tenant.String(), entityType, entityID, docType, docID, filename)
+	up, err := store.SignedUpload(object, contentType, size, s.cfg.GCSUploadURLTTL)
+	if err != nil {
+		return upstream("Failed to create the upload URL", err)
+	}
+	p, _ := principalFrom(ctx)
+	doc, err := s.db.From(tenant, tableDocuments).Select(documentColumns...).Insert(ctx, supabase.Row{
+		"id": docID, "entity_type": entityType, "entity_id": entityID, "doc_type": docType,
+		"filename": filename, "content_type": contentType, "size_bytes": size,
+		"object_path": object, "status": "pending_upload", "created_by": p.UserID,
+	})
+	switch {
+	case errors.Is(err, supabase.ErrForeignKey):
+		return notFound(ent.name + " not found") // archived or deleted meanwhile
+	case err != nil:
+		return upstream("Failed to create the document", err)
+	}
+	return c.JSON(http.StatusCreated, struct {
+		Document      json.RawMessage   `json:"document"`
+		UploadURL     string            `json:"upload_url"`
+		UploadMethod  string            `json:"upload_method"`
+		UploadHeaders map[string]string `json:"upload_headers"`
+		ExpiresAt     time.Time         `json:"expires_at"`
+	}{doc, up.URL, up.Method, up.Headers, up.Expires.UTC()})
+}
+
+// documentState is what the gateway needs to know of a document, beyond its response.
+type documentState struct {
+	Status      string `json:"status"`
+	ObjectPath  string `json:"object_path"`
+	Filename    string `json:"filename"`
+	ContentType string `json:"content_type"`
+	SizeBytes   int64  `json:"size_bytes"`
+}
+
+func (s *server) documentState(c *echo.Context, id string) (documentState, error) {
+	ctx := c.Request().Context()
+	var st documentState
+	row, err := s.db.From(tenantFrom(ctx), tableDocuments).
+		Select("status", "object_path", "filename", "content_type", "size_bytes").Eq("id", id).One(ctx)
+	switch {
+	case errors.Is(err, supabase.ErrNotFound):
+		return st, notFound(errDocumentNotFound)
+	case err != nil:
+		return st, upstream("Failed to fetch document", err)
+	}
+	if err := json.Unmarshal(row, &st); err != nil {
+		return st, upstream("Failed to fetch document", err)
+	}
+	return st, nil
+}
+
+// CompleteDocumentUpload answers POST /documents/{id}/complete: the object
+// must exist with the declared size and type. Calling it again is harmless.
+func (s *server) CompleteDocumentUpload(c *echo.Context, id string) error {
+	ctx := c.Request().Context()
+	store, err := s.files()
+	if err != nil {
+		return err
+	}
+	id, ok := parseUUID(id)
+	if !ok {
+		return notFound(errDocumentNotFound)
+	}
+	st, err := s.documentState(c, id)
+	if err != nil {
+		return err
+	}
+	if st.Status == "uploaded" {
+		return s.GetDocument(c, id)
+	}
+	attrs, err := store.Stat(ctx, st.ObjectPath)
+	switch {
+	case errors.Is(err, gcs.ErrNotFound):
+		return newError(http.StatusConflict, "Upload not found", nil)
+	case err != nil:
+		return upstream("Failed to check the upload", err)
+	}
+	if attrs.Size != st.SizeBytes {
+		return newError(http.StatusUnprocessableEntity, "Uploaded file size does not match the declared size", nil)
+	}
+	if !sameMediaType(attrs.ContentType, st.ContentType) {
+		return newError(http.StatusUnprocessableEntity, "Uploaded file type does not match the declared type", nil)
+	}
+	doc, err := s.db.From(tenantFrom(ctx), tableDocuments).Select(documentColumns...).
+		Eq("id", id).Eq("status", "pending_upload").
+		UpdateOne(ctx, supabase.Row{"status": "uploaded", "uploaded_at": supabase.Now(), "size_bytes": attrs.Size})
+	switch {
+	case errors.Is(err, supabase.ErrNotFound):
+		return s.GetDocument(c, id) // a concurrent completion won; same answer
+	case err != nil:
+		return upstream("Failed to update document", err)
+	}
+	return c.JSONBlob(http.StatusOK, doc)
+}
+
+func sameMediaType(a, b string) bool {
+	ma, _, errA := mime.ParseMediaType(a)
+	mb, _, errB := mime.ParseMediaType(b)
+	return errA == nil && errB == nil && strings.EqualFold(ma, mb)
+}
+
+// ListDocuments answers GET /documents.
+func (s *server) ListDocuments(c *echo.Context, p api.ListDocumentsParams) error {
+	ctx := c.Request().Context()
+	var v ValidationError
+	limit, offset := pageParams(&v, p.Limit, p.Offset)
+	q := s.db.From(tenantFrom(ctx), tableDocuments).Select(documentColumns...).
+		Order("created_at", true).Limit(limit).Offset(offset).WithCount()
+	if p.EntityType != nil {
+		if !p.EntityType.Valid() {
+			v.add([]string{"query", "entity_type"}, "Input should be "+quoteList(entityTypes), "enum")
+		}
+		q.Eq("entity_type", string(*p.EntityType))
+	}
+	if p.EntityId != nil {
+		q.Eq("entity_id", p.EntityId.String())
+	}
+	if p.DocType != nil {
+		q.Eq("doc_type", *p.DocType)
+	}
+	if p.Status != nil {
+		if !p.Status.Valid() {
+			v.add([]string{"query", "status"}, "Input should be 'pending_upload' or 'uploaded'", "enum")
+		}
+		q.Eq("status", string(*p.Status))
+	}
+	if err := v.orNil(); err != nil {
+		return err
+	}
+	page, err := q.List(ctx)
+	if err != nil {
+		return upstream("Failed to fetch documents", err)
+	}
+	return writePage(c, page)
+}
+
+// GetDocument answers GET /documents/{id}.
+func (s *server) GetDocument(c *echo.Context, id string) error {
+	ctx := c.Request().Context()
+	id, ok := parseUUID(id)
+	if !ok {
+		return notFound(errDocumentNotFound)
+	}
+	row, err := s.db.From(tenantFrom(ctx), tableDocuments).Select(documentColumns...).Eq("id", id).One(ctx)
+	switch {
+	case errors.Is(err, supabase.ErrNotFound):
+		return notFound(errDocumentNotFound)
+	case err != nil:
+		return upstream("Failed to fetch document", err)
+	}
+	return c.JSONBlob(http.StatusOK, row)
+}
+
+// GetDocumentDownloadURL answers GET /documents/{id}/download-url.
+func (s *server) GetDocumentDownloadURL(c *echo.Context, id string) error {
+	store, err := s.files()
+	if err != nil {
+		return err
+	}
+	id, ok := parseUUID(id)
+	if !ok {
+		return notFound(errDocumentNotFound)
+	}
+	st, err := s.documentState(c, id)
+	if err != nil {
+		return err
+	}
+	if st.Status != "uploaded" {
+		return newError(http.StatusConflict, "Document is not uploaded yet", nil)
+	}
+	u, exp, err := store.SignedDownload(st.ObjectPath, st.Filename, s.cfg.GCSDownloadURLTTL)
+	if err != nil {
+		return upstream("Failed to create the download URL", err)
+	}
+	return c.JSON(http.StatusOK, api.DocumentDownload{DownloadUrl: u, ExpiresAt: exp.UTC()})
+}
+
+// DeleteDocument answers DELETE /documents/{id}: the row is archived; the
+// object stays, since bucket lifecycle rules own deletion.
+func (s *server) DeleteDocument(c *echo.Context, id string) error {
+	ctx := c.Request().Context()
+	id, ok := parseUUID(id)
+	if !ok {
+		return notFound(errDocumentNotFound)
+	}
+	_, err := s.db.From(tenantFrom(ctx), tableDocuments).Select("id").Eq("id", id).
+		UpdateOne(ctx, supabase.Row{"archived_at": supabase.Now()})
+	switch {
+	case errors.Is(err, supabase.ErrNotFound):
+		return notFound(errDocumentNotFound)
+	case err != nil:
+		return upstream("Failed to delete document", err)
+	}
+	return c.NoContent(http.StatusNoContent)
+}

@@ -1,0 +1,158 @@
+// Package gcs signs Google Cloud Storage URLs for direct browser uploads and
+// downloads, and checks uploaded objects. It owns one bucket.
+package gcs
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"net/url"
+	"strconv"
+	"time"
+
+	"cloud.google.com/go/storage"
+	"google.golang.org/api/option"
+)
+
+// ErrNotFound means the object does not exist.
+var ErrNotFound = errors.New("gcs: object not found")
+
+// Config selects the bucket and how URLs are signed.
+type Config struct {
+	Bucket string
+	// ServiceAccountJSON is a service-account key: URLs are signed locally with it.
+	ServiceAccountJSON string
+	// SignerEmail, without a key, signs through IAM signBlob as this service
+	// account (the Cloud Run runtime identity; it needs
+	// iam.serviceAccounts.signBlob on itself).
+	SignerEmail string
+	// Hostname and Insecure point signed URLs at an emulator (local stack).
+	Hostname string
+	Insecure bool
+	// Timeout bounds each API call (object attributes, reads). Zero means 10 s.
+	Timeout time.Duration
+}
+
+// Store is one bucket. Safe for concurrent use.
+type Store struct {
+	bucket   *storage.BucketHandle
+	name     string
+	accessID string
+	key      []byte
+	hostname string
+	insecure bool
+	timeout  time.Duration
+	now      func() time.Time
+}
+
+// New builds a store over client (built by the caller with the right
+// credentials; see NewClient).
+func New(cfg Config, client *storage.Client) (*Store, error) {
+	if cfg.Bucket == "" {
+		return nil, errors.New("gcs: bucket is required")
+	}
+	s := &Store{bucket: client.Bucket(cfg.Bucket), name: cfg.Bucket, hostname: cfg.Hostname, insecure: cfg.Insecure,
+		timeout: cfg.Timeout, now: time.Now}
+	if s.timeout <= 0 {
+		s.timeout = 10 * time.Second
+	}
+	switch {
+	case cfg.ServiceAccountJSON != "":
+		var sa struct {
+			ClientEmail string `json:"client_email"`
+			PrivateKey  string `json:"private_key"`
+		}
+		if err := json.Unmarshal([]byte(cfg.ServiceAccountJSON), &sa); err != nil || sa.ClientEmail == "" || sa.PrivateKey == "" {
+			return nil, errors.New("gcs: service account JSON needs client_email and private_key")
+		}
+		s.accessID, s.key = sa.ClientEmail, []byte(sa.PrivateKey)
+	case cfg.SignerEmail != "":
+		s.accessID = cfg.SignerEmail // BucketHandle.SignedURL signs through IAM signBlob
+	default:
+		return nil, errors.New("gcs: a service account key or a signer email is required to sign URLs")
+	}
+	return s, nil
+}
+
+// Upload is a signed PUT the browser sends the file with.
+type Upload struct {
+	URL     string
+	Method  string
+	Headers map[string]string // the browser must send exactly these
+	Expires time.Time
+}
+
+// SignedUpload signs a PUT of object bound to contentType and to exactly size bytes.
+func (s *Store) SignedUpload(object, contentType string, size int64, ttl time.Duration) (Upload, error) {
+	rng := strconv.FormatInt(size, 10) + "," + strconv.FormatInt(size, 10)
+	exp := s.now().Add(ttl)
+	u, err := s.bucket.SignedURL(object, s.opts(http.MethodPut, exp, func(o *storage.SignedURLOptions) {
+		o.ContentType = contentType
+		o.Headers = []string{"x-goog-content-length-range:" + rng}
+	}))
+	if err != nil {
+		return Upload{}, fmt.Errorf("gcs: sign upload: %w", err)
+	}
+	return Upload{URL: u, Method: http.MethodPut, Expires: exp, Headers: map[string]string{
+		"Content-Type":                contentType,
+		"x-goog-content-length-range": rng,
+	}}, nil
+}
+
+// SignedDownload signs a GET of object that the browser saves as filename.
+func (s *Store) SignedDownload(object, filename string, ttl time.Duration) (string, time.Time, error) {
+	exp := s.now().Add(ttl)
+	u, err := s.bucket.SignedURL(object, s.opts(http.MethodGet, exp, func(o *storage.SignedURLOptions) {
+		o.QueryParameters = url.Values{"response-content-disposition": {ContentDisposition(filename)}}
+	}))
+	if err != nil {
+		return "", time.Time{}, fmt.Errorf("gcs: sign download: %w", err)
+	}
+	return u, exp, nil
+}
+
+func (s *Store) opts(method string, exp time.Time, f func(*storage.SignedURLOptions)) *storage.SignedURLOptions {
+	o := &storage.SignedURLOptions{
+		Scheme: storage.SigningSchemeV4, Method: method, Expires: exp,
+		GoogleAccessID: s.accessID, Hostname: s.hostname, Insecure: s.insecure,
+	}
+	if len(s.key) > 0 {
+		o.PrivateKey = s.key
+	}
+	f(o)
+	return o
+}
+
+// Attrs are what the gateway checks of an uploaded object.
+type Attrs struct {
+	Size        int64
+	ContentType string
+	Generation  int64
+}
+
+// Stat reads the object's metadata; ErrNotFound when it does not exist.
+func (s *Store) Stat(ctx context.Context, object string) (Attrs, error) {
+	ctx, cancel := context.WithTimeout(ctx, s.timeout)
+	defer cancel()
+	// A metadata read is idempotent: retried on transient errors, three tries at most.
+	a, err := s.bucket.Object(object).Retryer(storage.WithMaxAttempts(3)).Attrs(ctx)
+	if errors.Is(err, storage.ErrObjectNotExist) {
+		return Attrs{}, ErrNotFound
+	}
+	if err != nil {
+		return Attrs{}, fmt.Errorf("gcs: stat %s: %w", object, err)
+	}
+	return Attrs{Size: a.Size, ContentType: a.ContentType, Generation: a.Generation}, nil
+}
+
+// NewClient builds the storage client for cfg: with the service-account key
+// when there is one, else Application Default Credentials (the Cloud Run
+// identity).
+func NewClient(ctx context.Context, cfg Config) (*storage.Client, error) {
+	if cfg.ServiceAccountJSON != "" {
+		return storage.NewClient(ctx, option.WithAuthCredentialsJSON(option.ServiceAccount, []byte(cfg.ServiceAccountJSON)))
+	}
+	return storage.NewClient(ctx)
+}
