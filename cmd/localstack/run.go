@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/fleetpilot/gateway/gateway"
+	"github.com/fleetpilot/gateway/gateway/gcs"
 	"github.com/fleetpilot/gateway/migrations"
 	"github.com/fleetpilot/gateway/supabase"
 	"github.com/fleetpilot/gateway/supabase/localstack"
@@ -65,7 +66,15 @@ func run(ctx context.Context, out io.Writer) error {
 	if err != nil {
 		return err
 	}
-	e, err := gateway.New(cfg, gateway.Deps{Logger: log, DB: db, Verifier: verifier})
+	// Documents go to the in-process GCS emulator; URLs are signed exactly as in production.
+	files, err := gcs.New(gcs.Config{
+		Bucket: localstack.Bucket, ServiceAccountJSON: stack.Storage.ServiceAccountJSON,
+		Hostname: stack.Storage.Host, Insecure: true,
+	}, stack.Storage.Server.Client())
+	if err != nil {
+		return err
+	}
+	e, err := gateway.New(cfg, gateway.Deps{Logger: log, DB: db, Verifier: verifier, Files: files})
 	if err != nil {
 		return err
 	}
@@ -91,7 +100,7 @@ func run(ctx context.Context, out io.Writer) error {
 	}
 	fmt.Fprintf(out, `
 FleetPilot gateway ready at %[1]s (%.1fs)
-  Supabase stand-in %[3]s   PostgREST %[4]s   PostgreSQL 127.0.0.1:%[5]d
+  Supabase stand-in %[3]s   PostgREST %[4]s   PostgreSQL 127.0.0.1:%[5]d   GCS emulator %[8]s
   Docs: %[1]s/docs   Data: .local/data (make reset wipes it)
 
 Demo tokens (ES256, valid 24 h):
@@ -105,7 +114,7 @@ Try:
     -d '{"vehicle_id":"a1a1a1a1-2222-4000-8000-000000000001","occurred_at":"2026-11-21T10:00:00Z","type":"damage","description":"Cracked wing mirror"}'
 
 Ctrl-C stops everything.
-`, base, time.Since(start).Seconds(), stack.APIURL, stack.PostgREST.URL, stack.Postgres.Port, tokA, tokB)
+`, base, time.Since(start).Seconds(), stack.APIURL, stack.PostgREST.URL, stack.Postgres.Port, tokA, tokB, stack.Storage.Host)
 
 	select {
 	case err := <-served:

@@ -35,6 +35,7 @@ type Options struct {
 type Stack struct {
 	Postgres  *Postgres
 	PostgREST *PostgREST
+	Storage   *Storage
 	Keys      Keys
 	APIURL    string
 
@@ -84,6 +85,9 @@ func Start(ctx context.Context, o Options) (_ *Stack, err error) {
 	if s.PostgREST, err = StartPostgREST(ctx, bin, s.Postgres.URL("authenticator", "postgres"), o.PostgRESTLog); err != nil {
 		return nil, err
 	}
+	if s.Storage, err = StartStorage(filepath.Join(dir, "gcs")); err != nil {
+		return nil, err
+	}
 	gw, err := NewAPIGateway(s.PostgREST.URL, s.Keys)
 	if err != nil {
 		return nil, err
@@ -99,7 +103,7 @@ func Start(ctx context.Context, o Options) (_ *Stack, err error) {
 			o.Logger.Error("api gateway stand-in stopped", "err", err)
 		}
 	}()
-	o.Logger.Info("local supabase ready", "api", s.APIURL, "postgrest", s.PostgREST.URL, "postgres_port", s.Postgres.Port)
+	o.Logger.Info("local supabase ready", "api", s.APIURL, "postgrest", s.PostgREST.URL, "postgres_port", s.Postgres.Port, "gcs", s.Storage.Host)
 	return s, nil
 }
 
@@ -121,6 +125,9 @@ func (s *Stack) Close() {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		_ = s.api.Shutdown(ctx)
 		cancel()
+	}
+	if s.Storage != nil {
+		s.Storage.Server.Stop()
 	}
 	if s.PostgREST != nil {
 		s.PostgREST.Stop()

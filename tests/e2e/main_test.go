@@ -22,6 +22,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/fleetpilot/gateway/gateway"
+	"github.com/fleetpilot/gateway/gateway/gcs"
 	"github.com/fleetpilot/gateway/migrations"
 	"github.com/fleetpilot/gateway/supabase"
 	"github.com/fleetpilot/gateway/supabase/localstack"
@@ -94,7 +95,12 @@ func gatewayServer(t *testing.T, serviceKey string) *httptest.Server {
 	if err != nil {
 		t.Fatal(err)
 	}
-	e, err := gateway.New(cfg, gateway.Deps{Logger: log, DB: client, Verifier: v})
+	files, err := gcs.New(gcs.Config{Bucket: localstack.Bucket, ServiceAccountJSON: stack.Storage.ServiceAccountJSON,
+		Hostname: stack.Storage.Host, Insecure: true}, stack.Storage.Server.Client())
+	if err != nil {
+		t.Fatal(err)
+	}
+	e, err := gateway.New(cfg, gateway.Deps{Logger: log, DB: client, Verifier: v, Files: files})
 	if err != nil {
 		t.Fatal(err)
 	}

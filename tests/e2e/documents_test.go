@@ -1,0 +1,149 @@
+package e2e
+
+import (
+	"bytes"
+	"fmt"
+	"io"
+	"net/http"
+	"testing"
+)
+
+// pdf is a small but real PDF document.
+var pdf = []byte("%PDF-1.4\n1 0 obj << /Type /Catalog /Pages 2 0 R >> endobj\n" +
+	"2 0 obj << /Type /Pages /Kids [3 0 R] /Count 1 >> endobj\n" +
+	"3 0 obj << /Type /Page /Parent 2 0 R /MediaBox [0 0 595 842] >> endobj\n" +
+	"trailer << /Root 1 0 R >>\n%%EOF\n")
+
+// TestDocumentsEndToEnd: upload URL, a real PUT to the emulator, complete,
+// list, download URL and the same bytes back; another tenant sees 404 at
+// every step.
+func TestDocumentsEndToEnd(t *testing.T) {
+	needStack(t)
+	gw := gatewayServer(t, secretKey())
+	a, b := newFleet(t), newFleet(t)
+	tokA, tokB := a.token(t), b.token(t)
+
+	r := do(t, gw.URL, http.MethodPost, "/documents/upload-url", tokA, fmt.Sprintf(
+		`{"entity_type":"vehicle","entity_id":%q,"doc_type":"pcn","filename":"PCN Westminster (Nov).pdf","content_type":"application/pdf","size_bytes":%d}`,
+		a.Vehicle, len(pdf)))
+	want(t, r, 201)
+	var up struct {
+		Document struct {
+			ID     string `json:"id"`
+			Status string `json:"status"`
+		} `json:"document"`
+		UploadURL     string            `json:"upload_url"`
+		UploadMethod  string            `json:"upload_method"`
+		UploadHeaders map[string]string `json:"upload_headers"`
+	}
+	r.json(t, &up)
+	id := up.Document.ID
+	if up.Document.Status != "pending_upload" || up.UploadMethod != "PUT" {
+		t.Fatalf("upload answer: %s", r.Body)
+	}
+
+	// B cannot request an upload for A's vehicle.
+	want(t, do(t, gw.URL, http.MethodPost, "/documents/upload-url", tokB, fmt.Sprintf(
+		`{"entity_type":"vehicle","entity_id":%q,"doc_type":"pcn","filename":"x.pdf","content_type":"application/pdf","size_bytes":10}`, a.Vehicle)), 404)
+
+	// Completing before the upload: the object is not there yet.
+	want(t, do(t, gw.URL, http.MethodPost, "/documents/"+id+"/complete", tokA, ""), 409)
+	want(t, do(t, gw.URL, http.MethodGet, "/documents/"+id+"/download-url", tokA, ""), 409)
+
+	// The browser's PUT, with exactly the headers it was given.
+	req, _ := http.NewRequest(up.UploadMethod, up.UploadURL, bytes.NewReader(pdf))
+	for k, v := range up.UploadHeaders {
+		req.Header.Set(k, v)
+	}
+	res, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	res.Body.Close()
+	if res.StatusCode != 200 {
+		t.Fatalf("PUT to the signed URL: %d", res.StatusCode)
+	}
+
+	for _, c := range []struct{ method, path string }{
+		{http.MethodPost, "/documents/" + id + "/complete"},
+		{http.MethodGet, "/documents/" + id},
+		{http.MethodGet, "/documents/" + id + "/download-url"},
+		{http.MethodDelete, "/documents/" + id},
+	} {
+		want(t, do(t, gw.URL, c.method, c.path, tokB, ""), 404)
+	}
+	r = do(t, gw.URL, http.MethodGet, "/documents?entity_id="+a.Vehicle, tokB, "")
+	want(t, r, 200)
+	if r.Body != "[]" {
+		t.Errorf("B lists A's documents: %s", r.Body)
+	}
+
+	r = do(t, gw.URL, http.MethodPost, "/documents/"+id+"/complete", tokA, "")
+	want(t, r, 200)
+	var doc map[string]any
+	r.json(t, &doc)
+	if doc["status"] != "uploaded" || doc["size_bytes"] != float64(len(pdf)) || doc["uploaded_at"] == nil {
+		t.Errorf("completed: %s", r.Body)
+	}
+	want(t, do(t, gw.URL, http.MethodPost, "/documents/"+id+"/complete", tokA, ""), 200) // idempotent
+
+	r = do(t, gw.URL, http.MethodGet, "/documents?entity_type=vehicle&entity_id="+a.Vehicle+"&doc_type=pcn", tokA, "")
+	want(t, r, 200)
+	if r.Header.Get("X-Total-Count") != "1" {
+		t.Errorf("list: %s (total %s)", r.Body, r.Header.Get("X-Total-Count"))
+	}
+
+	r = do(t, gw.URL, http.MethodGet, "/documents/"+id+"/download-url", tokA, "")
+	want(t, r, 200)
+	var dl struct {
+		DownloadURL string `json:"download_url"`
+	}
+	r.json(t, &dl)
+	res, err = http.Get(dl.DownloadURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, _ := io.ReadAll(res.Body)
+	res.Body.Close()
+	if res.StatusCode != 200 || !bytes.Equal(got, pdf) {
+		t.Errorf("download: %d, %d bytes (want %d)", res.StatusCode, len(got), len(pdf))
+	}
+	if st := row(t, "documents", id); st["object_path"] != fmt.Sprintf("%s/vehicle/%s/pcn/%s_PCN_Westminster_Nov_.pdf", a.Tenant, a.Vehicle, id) {
+		t.Errorf("object_path = %v", st["object_path"])
+	}
+
+	want(t, do(t, gw.URL, http.MethodDelete, "/documents/"+id, tokA, ""), 204)
+	want(t, do(t, gw.URL, http.MethodGet, "/documents/"+id, tokA, ""), 404)
+}
+
+// TestDocumentUploadSizeMismatch: a PUT of other bytes than declared is
+// caught at completion (the emulator, unlike GCS, does not enforce the
+// signed length range).
+func TestDocumentUploadSizeMismatch(t *testing.T) {
+	needStack(t)
+	gw := gatewayServer(t, secretKey())
+	a := newFleet(t)
+	tok := a.token(t)
+	r := do(t, gw.URL, http.MethodPost, "/documents/upload-url", tok, fmt.Sprintf(
+		`{"entity_type":"customer","entity_id":%q,"doc_type":"driving_licence","filename":"licence.jpg","content_type":"image/jpeg","size_bytes":5}`, a.Customer))
+	want(t, r, 201)
+	var up struct {
+		Document struct {
+			ID string `json:"id"`
+		} `json:"document"`
+		UploadURL string `json:"upload_url"`
+	}
+	r.json(t, &up)
+	req, _ := http.NewRequest(http.MethodPut, up.UploadURL, bytes.NewReader([]byte("0123456789")))
+	req.Header.Set("Content-Type", "image/jpeg")
+	res, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	res.Body.Close()
+	r = do(t, gw.URL, http.MethodPost, "/documents/"+up.Document.ID+"/complete", tok, "")
+	want(t, r, 422)
+	if row(t, "documents", up.Document.ID)["status"] != "pending_upload" {
+		t.Error("a mismatched upload was marked uploaded")
+	}
+}
