@@ -40,6 +40,20 @@ type Config struct {
 	GCSMaxUploadBytes     int64         `env:"GCS_MAX_UPLOAD_BYTES" envDefault:"20971520"`
 	GCSUploadURLTTL       time.Duration `env:"GCS_UPLOAD_URL_TTL" envDefault:"15m"`
 	GCSDownloadURLTTL     time.Duration `env:"GCS_DOWNLOAD_URL_TTL" envDefault:"5m"`
+
+	// PCN scanning. Without GCP_PROJECT_ID jobs run in-process (development).
+	TasksLocation       string        `env:"TASKS_LOCATION" envDefault:"europe-west2"`
+	TasksQueue          string        `env:"TASKS_QUEUE" envDefault:"pcn-extract"`
+	TasksTargetBaseURL  string        `env:"TASKS_TARGET_BASE_URL"`
+	TasksServiceAccount string        `env:"TASKS_SERVICE_ACCOUNT"`
+	LocalTaskWorkers    int           `env:"LOCAL_TASK_WORKERS" envDefault:"2"`
+	AnthropicAPIKey     string        `env:"ANTHROPIC_API_KEY"`
+	AnthropicModel      string        `env:"ANTHROPIC_MODEL" envDefault:"claude-sonnet-5-5"`
+	AnthropicBaseURL    string        `env:"ANTHROPIC_BASE_URL"`
+	AnthropicTimeout    time.Duration `env:"ANTHROPIC_TIMEOUT" envDefault:"90s"`
+	AnthropicMaxRetries int           `env:"ANTHROPIC_MAX_RETRIES" envDefault:"1"`
+	PCNMaxAttempts      int           `env:"PCN_MAX_ATTEMPTS" envDefault:"3"`
+	PCNStuckAfter       time.Duration `env:"PCN_STUCK_AFTER" envDefault:"10m"`
 }
 
 // DocumentsEnabled reports whether GCS signing is configured.
@@ -142,6 +156,31 @@ func (c Config) validate(parseFailed bool) []string {
 	}
 	if !parseFailed && (c.GCSDownloadURLTTL < 10*time.Second || c.GCSDownloadURLTTL > 7*24*time.Hour) {
 		p = append(p, "GCS_DOWNLOAD_URL_TTL: must be between 10s and 168h")
+	}
+	if c.GCPProjectID != "" {
+		if u, err := url.Parse(c.TasksTargetBaseURL); c.TasksTargetBaseURL == "" || err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
+			p = append(p, "TASKS_TARGET_BASE_URL: required with GCP_PROJECT_ID: the gateway's public URL, such as https://gateway-xyz.a.run.app")
+		}
+		if c.InternalSecret == "" {
+			p = append(p, "INTERNAL_SECRET: required with GCP_PROJECT_ID (Cloud Tasks sends it)")
+		}
+	}
+	if c.AnthropicBaseURL != "" {
+		if u, err := url.Parse(c.AnthropicBaseURL); err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
+			p = append(p, "ANTHROPIC_BASE_URL: must be an http(s) URL")
+		}
+	}
+	if !parseFailed && (c.PCNMaxAttempts < 1 || c.PCNMaxAttempts > 20) {
+		p = append(p, "PCN_MAX_ATTEMPTS: must be between 1 and 20")
+	}
+	if !parseFailed && c.PCNStuckAfter < time.Minute {
+		p = append(p, "PCN_STUCK_AFTER: must be at least 1m")
+	}
+	if !parseFailed && (c.LocalTaskWorkers < 1 || c.LocalTaskWorkers > 64) {
+		p = append(p, "LOCAL_TASK_WORKERS: must be between 1 and 64")
+	}
+	if !parseFailed && (c.AnthropicMaxRetries < 0 || c.AnthropicMaxRetries > 5) {
+		p = append(p, "ANTHROPIC_MAX_RETRIES: must be between 0 and 5")
 	}
 	if !parseFailed && c.SupabaseTimeout <= 0 {
 		p = append(p, "SUPABASE_TIMEOUT: must be positive, such as 10s")

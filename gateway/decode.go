@@ -222,3 +222,9 @@ func (b *jsonBody) integer(name string, required bool) (int64, bool) {
 }
 
 func itoa(n int64) string { return strconv.FormatInt(n, 10) }
+
+// parseUUIDValue converts an id already checked by parseUUID.
+func parseUUIDValue(s string) uuid.UUID {
+	u, _ := uuid.Parse(s)
+	return u
+}

@@ -23,6 +23,8 @@ type Deps struct {
 	Verifier TokenVerifier
 	// Files signs document URLs; nil means document storage is not configured.
 	Files FileStore
+	// PCN is the PCN scanning pipeline; nil answers 503 on its endpoints.
+	PCN PCNService
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
 }
@@ -35,6 +37,7 @@ type server struct {
 	spec  []byte
 	now   func() time.Time
 	store FileStore
+	pcn   PCNService
 }
 
 var _ api.ServerInterface = (*server)(nil)
@@ -48,7 +51,10 @@ func New(cfg Config, deps Deps) (*echo.Echo, error) {
 	if err != nil {
 		return nil, err
 	}
-	s := &server{cfg: cfg, db: deps.DB, log: deps.Logger, spec: spec, now: deps.Now, store: deps.Files}
+	s := &server{cfg: cfg, db: deps.DB, log: deps.Logger, spec: spec, now: deps.Now, store: deps.Files, pcn: deps.PCN}
+	if s.pcn == nil {
+		s.pcn = unconfiguredPCN{}
+	}
 	if s.now == nil {
 		s.now = time.Now
 	}

@@ -55,6 +55,8 @@ create table if not exists public.pcn_jobs (
   document_id  uuid not null,
   status       text not null default 'queued' check (status in ('queued', 'processing', 'done', 'needs_attention')),
   attempts     integer not null default 0 check (attempts >= 0),
+  -- Bumped each time the job goes back to the queue; names its Cloud Task.
+  generation   integer not null default 0 check (generation >= 0),
   reason       text,
   violation_id uuid,
   claimed_at   timestamptz,

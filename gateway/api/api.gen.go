@@ -173,6 +173,51 @@ func (e IncidentType) Valid() bool {
 	}
 }
 
+// Defines values for PCNJobStatus.
+const (
+	PCNJobStatusDone           PCNJobStatus = "done"
+	PCNJobStatusNeedsAttention PCNJobStatus = "needs_attention"
+	PCNJobStatusProcessing     PCNJobStatus = "processing"
+	PCNJobStatusQueued         PCNJobStatus = "queued"
+)
+
+// Valid indicates whether the value is a known member of the PCNJobStatus enum.
+func (e PCNJobStatus) Valid() bool {
+	switch e {
+	case PCNJobStatusDone:
+		return true
+	case PCNJobStatusNeedsAttention:
+		return true
+	case PCNJobStatusProcessing:
+		return true
+	case PCNJobStatusQueued:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for ProcessPCNResultOutcome.
+const (
+	ProcessPCNResultOutcomeDone           ProcessPCNResultOutcome = "done"
+	ProcessPCNResultOutcomeNeedsAttention ProcessPCNResultOutcome = "needs_attention"
+	ProcessPCNResultOutcomeSkipped        ProcessPCNResultOutcome = "skipped"
+)
+
+// Valid indicates whether the value is a known member of the ProcessPCNResultOutcome enum.
+func (e ProcessPCNResultOutcome) Valid() bool {
+	switch e {
+	case ProcessPCNResultOutcomeDone:
+		return true
+	case ProcessPCNResultOutcomeNeedsAttention:
+		return true
+	case ProcessPCNResultOutcomeSkipped:
+		return true
+	default:
+		return false
+	}
+}
+
 // Document defines model for Document.
 type Document struct {
 	ContentType string             `json:"content_type"`
@@ -307,6 +352,55 @@ type IncidentUpdate struct {
 	VehicleId   *openapi_types.UUID `json:"vehicle_id,omitempty"`
 }
 
+// PCNJob defines model for PCNJob.
+type PCNJob struct {
+	Attempts   int                `json:"attempts"`
+	CreatedAt  time.Time          `json:"created_at"`
+	DocumentId openapi_types.UUID `json:"document_id"`
+	FinishedAt *time.Time         `json:"finished_at"`
+	Id         openapi_types.UUID `json:"id"`
+
+	// Reason Why the job needs attention (enqueue_failed, extraction_unavailable, extraction_failed,
+	// extraction_invalid, extraction_rejected, not_a_pcn, pcn_number_unreadable,
+	// document_unavailable, document_not_uploaded, document_too_large, violation_rejected,
+	// stuck), or "retrying: ..." while queued again after a transient failure.
+	Reason      *string             `json:"reason"`
+	Status      PCNJobStatus        `json:"status"`
+	UpdatedAt   time.Time           `json:"updated_at"`
+	ViolationId *openapi_types.UUID `json:"violation_id"`
+}
+
+// PCNJobStatus defines model for PCNJobStatus.
+type PCNJobStatus string
+
+// ProcessPCNRequest defines model for ProcessPCNRequest.
+type ProcessPCNRequest struct {
+	JobId    openapi_types.UUID `json:"job_id"`
+	TenantId openapi_types.UUID `json:"tenant_id"`
+}
+
+// ProcessPCNResult defines model for ProcessPCNResult.
+type ProcessPCNResult struct {
+	JobId       openapi_types.UUID      `json:"job_id"`
+	Outcome     ProcessPCNResultOutcome `json:"outcome"`
+	Reason      *string                 `json:"reason,omitempty"`
+	ViolationId *openapi_types.UUID     `json:"violation_id,omitempty"`
+}
+
+// ProcessPCNResultOutcome defines model for ProcessPCNResult.Outcome.
+type ProcessPCNResultOutcome string
+
+// ResetStuckResult defines model for ResetStuckResult.
+type ResetStuckResult struct {
+	Failed int `json:"failed"`
+	Reset  int `json:"reset"`
+}
+
+// ScanRequest defines model for ScanRequest.
+type ScanRequest struct {
+	DocumentId openapi_types.UUID `json:"document_id"`
+}
+
 // ValidationIssue defines model for ValidationIssue.
 type ValidationIssue struct {
 	// Loc Example: ["body","occurred_at"]
@@ -321,6 +415,9 @@ type ValidationIssue struct {
 
 // ID defines model for ID.
 type ID = string
+
+// JobID defines model for JobID.
+type JobID = string
 
 // Limit defines model for Limit.
 type Limit = int
@@ -366,6 +463,12 @@ type CreateIncidentJSONRequestBody = IncidentCreate
 
 // UpdateIncidentJSONRequestBody defines body for UpdateIncident for application/json ContentType.
 type UpdateIncidentJSONRequestBody = IncidentUpdate
+
+// ProcessPCNJobJSONRequestBody defines body for ProcessPCNJob for application/json ContentType.
+type ProcessPCNJobJSONRequestBody = ProcessPCNRequest
+
+// ScanViolationJSONRequestBody defines body for ScanViolation for application/json ContentType.
+type ScanViolationJSONRequestBody = ScanRequest
 
 // AsHTTPValidationError returns the union data inside the ValidationError as a HTTPValidationError
 func (t ValidationError) AsHTTPValidationError() (HTTPValidationError, error) {
@@ -470,12 +573,27 @@ type ServerInterface interface {
 	// UpdateIncident Change the fields that are sent (an explicit null clears a nullable field)
 	// (PATCH /incidents/{id})
 	UpdateIncident(ctx *echo.Context, id ID) error
+	// ProcessPCNJob Cloud Tasks target: process one PCN job (at-least-once safe)
+	// (POST /internal/jobs/process-pcn)
+	ProcessPCNJob(ctx *echo.Context) error
+	// ResetStuckJobs Cloud Scheduler: take back jobs left in processing too long
+	// (POST /internal/jobs/reset-stuck)
+	ResetStuckJobs(ctx *echo.Context) error
 	// GetOpenAPI This document, as JSON
 	// (GET /openapi.json)
 	GetOpenAPI(ctx *echo.Context) error
 	// GetReady Readiness probe (PostgREST answers within 2 s)
 	// (GET /ready)
 	GetReady(ctx *echo.Context) error
+	// ScanViolation Queue a PCN scan of an uploaded document
+	// (POST /violations/scan)
+	ScanViolation(ctx *echo.Context) error
+	// GetScanJob A scan job's status, attempts, reason, and violation when done
+	// (GET /violations/scan/{job_id})
+	GetScanJob(ctx *echo.Context, jobId JobID) error
+	// RetryScanJob Re-queue a job that needs attention, with a fresh attempt budget
+	// (POST /violations/scan/{job_id}/retry)
+	RetryScanJob(ctx *echo.Context, jobId JobID) error
 }
 
 // ServerInterfaceWrapper converts echo contexts to parameters.
@@ -730,6 +848,24 @@ func (w *ServerInterfaceWrapper) UpdateIncident(ctx *echo.Context) error {
 	return err
 }
 
+// ProcessPCNJob converts echo context to params.
+func (w *ServerInterfaceWrapper) ProcessPCNJob(ctx *echo.Context) error {
+	var err error
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.ProcessPCNJob(ctx)
+	return err
+}
+
+// ResetStuckJobs converts echo context to params.
+func (w *ServerInterfaceWrapper) ResetStuckJobs(ctx *echo.Context) error {
+	var err error
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.ResetStuckJobs(ctx)
+	return err
+}
+
 // GetOpenAPI converts echo context to params.
 func (w *ServerInterfaceWrapper) GetOpenAPI(ctx *echo.Context) error {
 	var err error
@@ -745,6 +881,47 @@ func (w *ServerInterfaceWrapper) GetReady(ctx *echo.Context) error {
 
 	// Invoke the callback with all the unmarshaled arguments
 	err = w.Handler.GetReady(ctx)
+	return err
+}
+
+// ScanViolation converts echo context to params.
+func (w *ServerInterfaceWrapper) ScanViolation(ctx *echo.Context) error {
+	var err error
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.ScanViolation(ctx)
+	return err
+}
+
+// GetScanJob converts echo context to params.
+func (w *ServerInterfaceWrapper) GetScanJob(ctx *echo.Context) error {
+	var err error
+	// ------------- Path parameter "job_id" -------------
+	var jobId JobID
+
+	err = runtime.BindStyledParameterWithOptions("simple", "job_id", ctx.Param("job_id"), &jobId, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "string", Format: "", ValueIsUnescaped: ctx.Request().URL.RawPath == ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter job_id: %s", err))
+	}
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.GetScanJob(ctx, jobId)
+	return err
+}
+
+// RetryScanJob converts echo context to params.
+func (w *ServerInterfaceWrapper) RetryScanJob(ctx *echo.Context) error {
+	var err error
+	// ------------- Path parameter "job_id" -------------
+	var jobId JobID
+
+	err = runtime.BindStyledParameterWithOptions("simple", "job_id", ctx.Param("job_id"), &jobId, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "string", Format: "", ValueIsUnescaped: ctx.Request().URL.RawPath == ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter job_id: %s", err))
+	}
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.RetryScanJob(ctx, jobId)
 	return err
 }
 
@@ -810,5 +987,10 @@ func RegisterHandlersWithOptions(router EchoRouter, si ServerInterface, options 
 	router.DELETE(options.BaseURL+"/documents/:id", wrapper.DeleteDocument, options.OperationMiddlewares["deleteDocument"]...)
 	router.GET(options.BaseURL+"/documents/:id", wrapper.GetDocument, options.OperationMiddlewares["getDocument"]...)
 	router.GET(options.BaseURL+"/documents/:id/download-url", wrapper.GetDocumentDownloadURL, options.OperationMiddlewares["getDocumentDownloadURL"]...)
+	router.POST(options.BaseURL+"/violations/scan", wrapper.ScanViolation, options.OperationMiddlewares["scanViolation"]...)
+	router.GET(options.BaseURL+"/violations/scan/:job_id", wrapper.GetScanJob, options.OperationMiddlewares["getScanJob"]...)
+	router.POST(options.BaseURL+"/violations/scan/:job_id/retry", wrapper.RetryScanJob, options.OperationMiddlewares["retryScanJob"]...)
+	router.POST(options.BaseURL+"/internal/jobs/process-pcn", wrapper.ProcessPCNJob, options.OperationMiddlewares["processPCNJob"]...)
+	router.POST(options.BaseURL+"/internal/jobs/reset-stuck", wrapper.ResetStuckJobs, options.OperationMiddlewares["resetStuckJobs"]...)
 
 }

@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"net/http"
 	"net/url"
 	"strconv"
@@ -155,4 +156,32 @@ func NewClient(ctx context.Context, cfg Config) (*storage.Client, error) {
 		return storage.NewClient(ctx, option.WithAuthCredentialsJSON(option.ServiceAccount, []byte(cfg.ServiceAccountJSON)))
 	}
 	return storage.NewClient(ctx)
+}
+
+// ErrTooLarge means the object is larger than the caller accepts.
+var ErrTooLarge = errors.New("gcs: object too large")
+
+// Read returns the object's bytes, refusing objects larger than max.
+func (s *Store) Read(ctx context.Context, object string, max int64) ([]byte, error) {
+	ctx, cancel := context.WithTimeout(ctx, s.timeout)
+	defer cancel()
+	r, err := s.bucket.Object(object).Retryer(storage.WithMaxAttempts(3)).NewReader(ctx)
+	if errors.Is(err, storage.ErrObjectNotExist) {
+		return nil, ErrNotFound
+	}
+	if err != nil {
+		return nil, fmt.Errorf("gcs: read %s: %w", object, err)
+	}
+	defer r.Close()
+	if r.Attrs.Size > max {
+		return nil, ErrTooLarge
+	}
+	b, err := io.ReadAll(io.LimitReader(r, max+1))
+	if err != nil {
+		return nil, fmt.Errorf("gcs: read %s: %w", object, err)
+	}
+	if int64(len(b)) > max {
+		return nil, ErrTooLarge
+	}
+	return b, nil
 }

@@ -1,0 +1,64 @@
+package gateway
+
+import (
+	"net/http"
+
+	"github.com/labstack/echo/v5"
+
+	"github.com/fleetpilot/gateway/gateway/api"
+	"github.com/fleetpilot/gateway/gateway/pcn"
+	"github.com/fleetpilot/gateway/supabase"
+)
+
+// ProcessPCNJob answers POST /internal/jobs/process-pcn (Cloud Tasks). A
+// settled delivery is 200 so that Cloud Tasks drops the task; a transient
+// failure is 503 with Retry-After so that it retries with backoff.
+func (s *server) ProcessPCNJob(c *echo.Context) error {
+	ctx := c.Request().Context()
+	b, err := readJSONBody(c)
+	if err != nil {
+		return err
+	}
+	jobID, _ := b.uuidField("job_id", true, false)
+	tenantID, _ := b.uuidField("tenant_id", true, false)
+	if err := b.err(); err != nil {
+		return err
+	}
+	tenant, err := supabase.ParseTenantID(tenantID)
+	if err != nil {
+		return &ValidationError{Issues: []api.ValidationIssue{{Loc: []string{"body", "tenant_id"}, Msg: "Input should be a valid UUID", Type: "uuid_parsing"}}}
+	}
+	res, err := s.pcn.Process(ctx, tenant, jobID)
+	if err == errPCNUnconfigured {
+		return err
+	}
+	log := requestLogger(ctx).With("job_id", jobID, "task", c.Request().Header.Get("X-CloudTasks-TaskName"),
+		"retry_count", c.Request().Header.Get("X-CloudTasks-TaskRetryCount"))
+	log.InfoContext(ctx, "pcn job delivery", "outcome", res.Outcome, "reason", res.Reason, "violation_id", res.ViolationID, "err", err)
+	if res.Outcome == pcn.Retry || err != nil {
+		e := newError(http.StatusServiceUnavailable, "Job will be retried", err)
+		e.Header = http.Header{"Retry-After": {"60"}}
+		return e
+	}
+	out := api.ProcessPCNResult{JobId: parseUUIDValue(jobID), Outcome: api.ProcessPCNResultOutcome(res.Outcome)}
+	if res.Reason != "" {
+		out.Reason = &res.Reason
+	}
+	if res.ViolationID != "" {
+		v := parseUUIDValue(res.ViolationID)
+		out.ViolationId = &v
+	}
+	return c.JSON(http.StatusOK, out)
+}
+
+// ResetStuckJobs answers POST /internal/jobs/reset-stuck (Cloud Scheduler).
+func (s *server) ResetStuckJobs(c *echo.Context) error {
+	reset, failed, err := s.pcn.ResetStuck(c.Request().Context())
+	if err == errPCNUnconfigured {
+		return err
+	}
+	if err != nil {
+		return upstream("Failed to reset stuck jobs", err)
+	}
+	return c.JSON(http.StatusOK, api.ResetStuckResult{Reset: reset, Failed: failed})
+}

@@ -1,0 +1,194 @@
+// Package pcn is the Penalty Charge Notice pipeline: queue a scan of an
+// uploaded document, then process the job exactly once per claim (read the
+// document, extract the notice with Claude, match vehicle, booking and
+// hirer, record the violation), following the job protocol of DESIGN §7.
+package pcn
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/fleetpilot/gateway/gateway/claude"
+	"github.com/fleetpilot/gateway/gateway/tasks"
+	"github.com/fleetpilot/gateway/supabase"
+)
+
+// Errors of the scan endpoints.
+var (
+	ErrDocumentNotFound    = errors.New("pcn: document not found")
+	ErrDocumentNotUploaded = errors.New("pcn: document not uploaded")
+	ErrUnsupportedType     = errors.New("pcn: document is not a PDF or an image")
+	ErrJobNotFound         = errors.New("pcn: job not found")
+	ErrNotRetryable        = errors.New("pcn: only jobs that need attention can be retried")
+)
+
+// Extractor reads a notice (claude.Client).
+type Extractor interface {
+	Extract(ctx context.Context, doc []byte, mediaType string) (claude.Extraction, json.RawMessage, error)
+}
+
+// ObjectReader reads a document's bytes (gcs.Store).
+type ObjectReader interface {
+	Read(ctx context.Context, object string, max int64) ([]byte, error)
+}
+
+// Queue delivers jobs to process-pcn (tasks.CloudTasks or tasks.Local).
+type Queue interface {
+	Enqueue(ctx context.Context, j tasks.Job, generation int) error
+}
+
+// Config of the pipeline.
+type Config struct {
+	MaxAttempts int           // default 3
+	StuckAfter  time.Duration // default 10 min
+	MaxDocBytes int64         // default 20 MiB
+}
+
+// Service runs the pipeline. Extractor and Files may be nil (not
+// configured): jobs then end needs_attention, and nothing is lost.
+type Service struct {
+	db    *supabase.Client
+	files ObjectReader
+	x     Extractor
+	queue Queue
+	cfg   Config
+	log   *slog.Logger
+	now   func() time.Time
+}
+
+// New builds the service.
+func New(cfg Config, db *supabase.Client, files ObjectReader, x Extractor, queue Queue, log *slog.Logger) *Service {
+	if cfg.MaxAttempts <= 0 {
+		cfg.MaxAttempts = 3
+	}
+	if cfg.StuckAfter <= 0 {
+		cfg.StuckAfter = 10 * time.Minute
+	}
+	if cfg.MaxDocBytes <= 0 {
+		cfg.MaxDocBytes = 20 << 20
+	}
+	return &Service{db: db, files: files, x: x, queue: queue, cfg: cfg, log: log, now: time.Now}
+}
+
+const tableJobs = "pcn_jobs"
+
+// JobColumns are the fields of a job the API shows.
+var JobColumns = []supabase.Column{"id", "document_id", "status", "attempts", "reason", "violation_id",
+	"created_at", "updated_at", "finished_at"}
+
+var scannable = map[string]bool{"application/pdf": true, "image/jpeg": true, "image/png": true, "image/webp": true}
+
+// Scan queues a scan of the tenant's uploaded document and returns the job
+// as JSON. If the queue refuses the job, it is kept as needs_attention with
+// reason enqueue_failed: nothing is lost, and a retry re-queues it.
+func (s *Service) Scan(ctx context.Context, tenant supabase.TenantID, userID, documentID string) (json.RawMessage, error) {
+	raw, err := s.db.From(tenant, "documents").Select("status", "content_type").Eq("id", documentID).One(ctx)
+	if errors.Is(err, supabase.ErrNotFound) {
+		return nil, ErrDocumentNotFound
+	}
+	if err != nil {
+		return nil, fmt.Errorf("pcn: read document: %w", err)
+	}
+	var doc struct{ Status, ContentType string }
+	if err := json.Unmarshal(raw, &doc); err != nil {
+		return nil, fmt.Errorf("pcn: read document: %w", err)
+	}
+	if doc.Status != "uploaded" {
+		return nil, ErrDocumentNotUploaded
+	}
+	if !scannable[doc.ContentType] {
+		return nil, ErrUnsupportedType
+	}
+	row := supabase.Row{"document_id": documentID, "status": "queued"}
+	if userID != "" {
+		row["created_by"] = userID
+	}
+	job, err := s.db.From(tenant, tableJobs).Select(JobColumns...).Insert(ctx, row)
+	if err != nil {
+		return nil, fmt.Errorf("pcn: create job: %w", err)
+	}
+	var j struct{ ID string }
+	if err := json.Unmarshal(job, &j); err != nil {
+		return nil, fmt.Errorf("pcn: create job: %w", err)
+	}
+	job, _, err = s.enqueue(ctx, tenant, j.ID, 0, job)
+	return job, err
+}
+
+// enqueue hands the job to the queue, or parks it as needs_attention with
+// reason enqueue_failed (parked is then true).
+func (s *Service) enqueue(ctx context.Context, tenant supabase.TenantID, jobID string, generation int, job json.RawMessage) (_ json.RawMessage, parked bool, _ error) {
+	err := s.queue.Enqueue(ctx, tasks.Job{JobID: jobID, TenantID: tenant.String()}, generation)
+	if err == nil {
+		return job, false, nil
+	}
+	s.log.ErrorContext(ctx, "pcn job could not be queued; parked as needs_attention", "job_id", jobID, "err", err)
+	parkedJob, perr := s.db.From(tenant, tableJobs).Select(JobColumns...).Eq("id", jobID).Eq("status", "queued").
+		UpdateOne(ctx, supabase.Row{"status": "needs_attention", "reason": "enqueue_failed", "finished_at": s.stamp()})
+	if perr != nil {
+		// The job row exists as queued; reset-stuck does not see it, but a
+		// retry of the scan or the job will. Report the enqueue failure.
+		return nil, false, fmt.Errorf("pcn: enqueue %s: %w (and parking it failed: %v)", jobID, err, perr)
+	}
+	return parkedJob, true, nil
+}
+
+// Job returns one of the tenant's jobs as JSON.
+func (s *Service) Job(ctx context.Context, tenant supabase.TenantID, jobID string) (json.RawMessage, error) {
+	job, err := s.db.From(tenant, tableJobs).Select(JobColumns...).Eq("id", jobID).One(ctx)
+	if errors.Is(err, supabase.ErrNotFound) {
+		return nil, ErrJobNotFound
+	}
+	return job, err
+}
+
+// Retry re-queues a job that needs attention, with a fresh attempt budget.
+func (s *Service) Retry(ctx context.Context, tenant supabase.TenantID, jobID string) (json.RawMessage, error) {
+	cur, err := s.readJob(ctx, tenant, jobID)
+	if errors.Is(err, supabase.ErrNotFound) {
+		return nil, ErrJobNotFound
+	}
+	if err != nil {
+		return nil, err
+	}
+	if cur.Status != "needs_attention" {
+		return nil, ErrNotRetryable
+	}
+	gen := cur.Generation + 1
+	job, err := s.db.From(tenant, tableJobs).Select(JobColumns...).Eq("id", jobID).Eq("status", "needs_attention").
+		UpdateOne(ctx, supabase.Row{"status": "queued", "attempts": 0, "generation": gen, "reason": nil,
+			"finished_at": nil, "claimed_at": nil})
+	if errors.Is(err, supabase.ErrNotFound) {
+		return nil, ErrNotRetryable // retried concurrently
+	}
+	if err != nil {
+		return nil, err
+	}
+	job, _, err = s.enqueue(ctx, tenant, jobID, gen, job)
+	return job, err
+}
+
+type jobState struct {
+	ID         string `json:"id"`
+	TenantID   string `json:"tenant_id"`
+	DocumentID string `json:"document_id"`
+	Status     string `json:"status"`
+	Attempts   int    `json:"attempts"`
+	Generation int    `json:"generation"`
+}
+
+func (s *Service) readJob(ctx context.Context, tenant supabase.TenantID, jobID string) (jobState, error) {
+	var st jobState
+	raw, err := s.db.From(tenant, tableJobs).Select("id", "document_id", "status", "attempts", "generation").Eq("id", jobID).One(ctx)
+	if err != nil {
+		return st, err
+	}
+	err = json.Unmarshal(raw, &st)
+	return st, err
+}
+
+func (s *Service) stamp() string { return s.now().UTC().Format(time.RFC3339Nano) }
