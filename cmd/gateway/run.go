@@ -108,10 +108,12 @@ func run(ctx context.Context) error {
 	log.Info("gateway starting", "port", cfg.Port, "env", cfg.AppEnv, "supabase_url", cfg.SupabaseURL,
 		"hs256", cfg.SupabaseJWTSecret != "", "documents", files != nil, "claude", extractor != nil, "cloud_tasks", cfg.GCPProjectID != "")
 	var drained sync.WaitGroup
+	stopped, stop := context.WithCancel(ctx)
+	defer stop()
 	if local != nil {
 		// In-process jobs drain alongside in-flight requests, within the same grace period.
 		drained.Go(func() {
-			<-ctx.Done()
+			<-stopped.Done()
 			dctx, cancel := context.WithTimeout(context.Background(), shutdownGrace)
 			defer cancel()
 			if cerr := local.Close(dctx); cerr != nil {
@@ -120,6 +122,7 @@ func run(ctx context.Context) error {
 		})
 	}
 	err = gateway.Serve(ctx, srv, log, shutdownGrace)
+	stop() // also when Serve failed without a signal
 	drained.Wait()
 	return err
 }
