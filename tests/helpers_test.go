@@ -21,6 +21,8 @@ import (
 	"github.com/labstack/echo/v5"
 
 	"github.com/fleetpilot/gateway/gateway"
+	"github.com/fleetpilot/gateway/gateway/claude"
+	"github.com/fleetpilot/gateway/gateway/pcn"
 	"github.com/fleetpilot/gateway/supabase"
 )
 
@@ -115,6 +117,14 @@ type appOpts struct {
 	mutate     func(*gateway.Config)
 	// files wires a gcs.Store whose API calls go through the mock transport.
 	files bool
+	// pcn wires the PCN pipeline over the mock transport.
+	pcn *pcnOpts
+}
+
+type pcnOpts struct {
+	noClaude    bool
+	queue       pcn.Queue
+	maxAttempts int
 }
 
 func testConfig() gateway.Config {
@@ -156,6 +166,21 @@ func newApp(t *testing.T, o appOpts) (*echo.Echo, *upstream, *bytes.Buffer) {
 	deps := gateway.Deps{Logger: log, DB: db, Verifier: v}
 	if o.files {
 		deps.Files = testStore(t, hc)
+	}
+	if o.pcn != nil {
+		var x pcn.Extractor
+		if !o.pcn.noClaude {
+			c, err := claude.New(claude.Config{APIKey: "sk-test", Model: "claude-sonnet-5-5", BaseURL: anthropicURL, Timeout: 5 * time.Second}, hc)
+			if err != nil {
+				t.Fatal(err)
+			}
+			x = c
+		}
+		q := o.pcn.queue
+		if q == nil {
+			q = &recordingQueue{}
+		}
+		deps.PCN = pcn.New(pcn.Config{MaxAttempts: o.pcn.maxAttempts}, db, testStore(t, hc), x, q, log)
 	}
 	e, err := gateway.New(cfg, deps)
 	if err != nil {
@@ -271,3 +296,5 @@ func wantQuery(t *testing.T, r captured, want url.Values) {
 }
 
 func mustRegexp(s string) *regexp.Regexp { return regexp.MustCompile(s) }
+
+func newRecorder() *httptest.ResponseRecorder { return httptest.NewRecorder() }

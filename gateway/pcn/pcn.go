@@ -93,7 +93,10 @@ func (s *Service) Scan(ctx context.Context, tenant supabase.TenantID, userID, do
 	if err != nil {
 		return nil, fmt.Errorf("pcn: read document: %w", err)
 	}
-	var doc struct{ Status, ContentType string }
+	var doc struct {
+		Status      string `json:"status"`
+		ContentType string `json:"content_type"`
+	}
 	if err := json.Unmarshal(raw, &doc); err != nil {
 		return nil, fmt.Errorf("pcn: read document: %w", err)
 	}
