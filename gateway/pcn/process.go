@@ -85,7 +85,7 @@ func (s *Service) Process(ctx context.Context, tenant supabase.TenantID, jobID s
 		return Result{Outcome: Skipped, Reason: "job_" + job.Status}, nil
 	}
 	attempt := job.Attempts + 1
-	_, err = s.db.From(tenant, tableJobs).Select("id").Eq("id", jobID).Eq("status", "queued").Eq("attempts", strconv.Itoa(job.Attempts+0)).
+	_, err = s.db.From(tenant, tableJobs).Select("id").Eq("id", jobID).Eq("status", "queued").Eq("attempts", strconv.Itoa(job.Attempts)).
 		UpdateOne(ctx, supabase.Row{"status": "processing", "attempts": attempt, "claimed_at": s.stamp(), "reason": nil})
 	if errors.Is(err, supabase.ErrNotFound) {
 		return Result{Outcome: Skipped, Reason: "claimed_elsewhere"}, nil
