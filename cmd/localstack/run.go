@@ -11,10 +11,10 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/fleetpilot/gateway/cmd/internal/wire"
 	"github.com/fleetpilot/gateway/gateway"
 	"github.com/fleetpilot/gateway/gateway/gcs"
 	"github.com/fleetpilot/gateway/migrations"
-	"github.com/fleetpilot/gateway/supabase"
 	"github.com/fleetpilot/gateway/supabase/localstack"
 )
 
@@ -52,39 +52,46 @@ func run(ctx context.Context, out io.Writer) error {
 	if os.Getenv("LOCALSTACK_KEY") == "legacy" {
 		key = stack.Keys.ServiceRoleJWT
 	}
-	cfg, err := gateway.LoadConfig(map[string]string{
+	// ANTHROPIC_API_KEY (and ANTHROPIC_BASE_URL, ANTHROPIC_MODEL) from the
+	// environment enable PCN extraction; without them scans end needs_attention.
+	env := map[string]string{
 		"PORT": strconv.Itoa(port), "APP_ENV": "development", "LOG_LEVEL": envOr("LOG_LEVEL", "info"),
 		"SUPABASE_URL": stack.APIURL, "SUPABASE_SERVICE_KEY": key,
 		"INTERNAL_SECRET": internalSecret, "CORS_ALLOWED_ORIGINS": "http://localhost:3000",
-	})
-	if err != nil {
-		return err
+		"GCS_BUCKET": localstack.Bucket,
 	}
-	hc := supabase.NewHTTPClient()
-	db := supabase.New(supabase.Config{URL: cfg.SupabaseURL, ServiceKey: cfg.SupabaseServiceKey, Timeout: cfg.SupabaseTimeout}, hc)
-	verifier, err := supabase.NewVerifier(ctx, supabase.VerifierConfig{JWKSURL: cfg.JWKSURL(), Issuer: cfg.JWTIssuer()}, hc, log)
+	for _, k := range []string{"ANTHROPIC_API_KEY", "ANTHROPIC_BASE_URL", "ANTHROPIC_MODEL"} {
+		if v := os.Getenv(k); v != "" {
+			env[k] = v
+		}
+	}
+	cfg, err := gateway.LoadConfig(env)
 	if err != nil {
 		return err
 	}
 	// Documents go to the in-process GCS emulator; URLs are signed exactly as in production.
+	gcsClient, err := stack.Storage.Client(ctx)
+	if err != nil {
+		return err
+	}
 	files, err := gcs.New(gcs.Config{
 		Bucket: localstack.Bucket, ServiceAccountJSON: stack.Storage.ServiceAccountJSON,
 		Hostname: stack.Storage.Host, Insecure: true,
-	}, stack.Storage.Server.Client())
+	}, gcsClient)
 	if err != nil {
 		return err
 	}
-	e, err := gateway.New(cfg, gateway.Deps{Logger: log, DB: db, Verifier: verifier, Files: files})
+	app, err := wire.Build(ctx, cfg, log, wire.Options{Files: files})
 	if err != nil {
 		return err
 	}
+	defer app.Close()
 	ln, err := net.Listen("tcp", "127.0.0.1:"+strconv.Itoa(port))
 	if err != nil {
 		return fmt.Errorf("gateway port %d: %w (set PORT to use another)", port, err)
 	}
-	srv := gateway.NewHTTPServer(cfg, e)
 	served := make(chan error, 1)
-	go func() { served <- gateway.ServeListener(ctx, srv, ln, log, 10*time.Second) }()
+	go func() { served <- app.Serve(ctx, ln) }()
 
 	base := "http://" + ln.Addr().String()
 	if err := waitReady(ctx, base+"/ready"); err != nil {

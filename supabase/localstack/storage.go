@@ -1,12 +1,16 @@
 package localstack
 
 import (
+	"context"
+
+	"cloud.google.com/go/storage"
 	"crypto/rand"
 	"crypto/rsa"
 	"crypto/x509"
 	"encoding/json"
 	"encoding/pem"
 	"fmt"
+	"google.golang.org/api/option"
 	"io"
 	"net/url"
 	"os"
@@ -63,4 +67,11 @@ func StartStorage(root string) (*Storage, error) {
 		"private_key": string(pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der})),
 	})
 	return &Storage{Server: srv, Host: u.Host, ServiceAccountJSON: string(sa)}, nil
+}
+
+// Client is a storage client for the emulator. Reads go through the JSON
+// API: the emulator serves XML-API reads only for its public host name.
+func (s *Storage) Client(ctx context.Context) (*storage.Client, error) {
+	return storage.NewClient(ctx, option.WithEndpoint(s.Server.URL()+"/storage/v1/"), option.WithoutAuthentication(),
+		storage.WithJSONReads())
 }

@@ -12,6 +12,7 @@ import (
 	"flag"
 	"fmt"
 	"log/slog"
+	"net/http"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
@@ -22,7 +23,10 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/fleetpilot/gateway/gateway"
+	"github.com/fleetpilot/gateway/gateway/claude"
 	"github.com/fleetpilot/gateway/gateway/gcs"
+	"github.com/fleetpilot/gateway/gateway/pcn"
+	"github.com/fleetpilot/gateway/gateway/tasks"
 	"github.com/fleetpilot/gateway/migrations"
 	"github.com/fleetpilot/gateway/supabase"
 	"github.com/fleetpilot/gateway/supabase/localstack"
@@ -81,6 +85,23 @@ func keyStyles() map[string]string {
 // gatewayServer is the production gateway against the stack, over real HTTP.
 func gatewayServer(t *testing.T, serviceKey string) *httptest.Server {
 	t.Helper()
+	srv, _ := gatewayWith(t, serviceKey, gwOpts{})
+	return srv
+}
+
+// gwOpts adds the PCN pipeline: Claude at claudeURL, jobs run in-process when
+// local is set (else they are only recorded, for tests that deliver them).
+type gwOpts struct {
+	claudeURL string
+	local     bool
+}
+
+type nopQueue struct{}
+
+func (nopQueue) Enqueue(context.Context, tasks.Job, int) error { return nil }
+
+func gatewayWith(t *testing.T, serviceKey string, o gwOpts) (*httptest.Server, *pcn.Service) {
+	t.Helper()
 	cfg, err := gateway.LoadConfig(map[string]string{
 		"APP_ENV": "development", "SUPABASE_URL": stack.APIURL, "SUPABASE_SERVICE_KEY": serviceKey,
 		"INTERNAL_SECRET": "e2e-internal-secret-0123456789abcdef",
@@ -95,18 +116,38 @@ func gatewayServer(t *testing.T, serviceKey string) *httptest.Server {
 	if err != nil {
 		t.Fatal(err)
 	}
-	files, err := gcs.New(gcs.Config{Bucket: localstack.Bucket, ServiceAccountJSON: stack.Storage.ServiceAccountJSON,
-		Hostname: stack.Storage.Host, Insecure: true}, stack.Storage.Server.Client())
+	gcsClient, err := stack.Storage.Client(t.Context())
 	if err != nil {
 		t.Fatal(err)
 	}
-	e, err := gateway.New(cfg, gateway.Deps{Logger: log, DB: client, Verifier: v, Files: files})
+	files, err := gcs.New(gcs.Config{Bucket: localstack.Bucket, ServiceAccountJSON: stack.Storage.ServiceAccountJSON,
+		Hostname: stack.Storage.Host, Insecure: true}, gcsClient)
+	if err != nil {
+		t.Fatal(err)
+	}
+	deps := gateway.Deps{Logger: log, DB: client, Verifier: v, Files: files}
+	var svc *pcn.Service
+	if o.claudeURL != "" {
+		x, err := claude.New(claude.Config{APIKey: "sk-test", Model: "claude-sonnet-5-5", BaseURL: o.claudeURL}, http.DefaultClient)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var q pcn.Queue = nopQueue{}
+		if o.local {
+			local := tasks.NewLocal(2, 100, func(ctx context.Context, j tasks.Job) error { return svc.RunTask(ctx, j) }, log)
+			t.Cleanup(func() { _ = local.Close(context.Background()) })
+			q = local
+		}
+		svc = pcn.New(pcn.Config{MaxAttempts: 3}, client, files, x, q, log)
+		deps.PCN = svc
+	}
+	e, err := gateway.New(cfg, deps)
 	if err != nil {
 		t.Fatal(err)
 	}
 	srv := httptest.NewServer(e)
 	t.Cleanup(srv.Close)
-	return srv
+	return srv, svc
 }
 
 type testWriter struct{ t *testing.T }

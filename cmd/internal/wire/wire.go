@@ -1,0 +1,149 @@
+// Package wire builds the gateway's clients from its configuration and runs
+// it until shutdown. Both programs in cmd/ use it, so that the local stack
+// runs exactly the production wiring.
+package wire
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"sync"
+	"time"
+
+	cloudtasks "cloud.google.com/go/cloudtasks/apiv2"
+
+	"github.com/fleetpilot/gateway/gateway"
+	"github.com/fleetpilot/gateway/gateway/claude"
+	"github.com/fleetpilot/gateway/gateway/gcs"
+	"github.com/fleetpilot/gateway/gateway/pcn"
+	"github.com/fleetpilot/gateway/gateway/tasks"
+	"github.com/fleetpilot/gateway/supabase"
+)
+
+// ShutdownGrace is what Cloud Run allows between SIGTERM and SIGKILL.
+const ShutdownGrace = 10 * time.Second
+
+// Options override what the configuration would build (the local stack
+// passes its GCS emulator store).
+type Options struct {
+	Files *gcs.Store
+}
+
+// App is a wired gateway.
+type App struct {
+	Handler http.Handler
+	cfg     gateway.Config
+	log     *slog.Logger
+	local   *tasks.Local
+	closers []func() error
+}
+
+// Build creates every client once and the HTTP handler over them.
+func Build(ctx context.Context, cfg gateway.Config, log *slog.Logger, o Options) (_ *App, err error) {
+	a := &App{cfg: cfg, log: log}
+	defer func() {
+		if err != nil {
+			a.Close()
+		}
+	}()
+	hc := supabase.NewHTTPClient()
+	db := supabase.New(supabase.Config{URL: cfg.SupabaseURL, ServiceKey: cfg.SupabaseServiceKey, Timeout: cfg.SupabaseTimeout}, hc)
+	verifier, err := supabase.NewVerifier(ctx, supabase.VerifierConfig{
+		JWTSecret: cfg.SupabaseJWTSecret, JWKSURL: cfg.JWKSURL(), Issuer: cfg.JWTIssuer(),
+	}, hc, log)
+	if err != nil {
+		return nil, err
+	}
+	deps := gateway.Deps{Logger: log, DB: db, Verifier: verifier}
+
+	files := o.Files
+	if files == nil && cfg.DocumentsEnabled() {
+		gcfg := gcs.Config{Bucket: cfg.GCSBucket, ServiceAccountJSON: cfg.GCSServiceAccountJSON, SignerEmail: cfg.GCSSignerEmail}
+		client, err := gcs.NewClient(ctx, gcfg)
+		if err != nil {
+			return nil, fmt.Errorf("gcs client: %w", err)
+		}
+		a.closers = append(a.closers, client.Close)
+		if files, err = gcs.New(gcfg, client); err != nil {
+			return nil, err
+		}
+	}
+	var reader pcn.ObjectReader
+	if files != nil {
+		deps.Files, reader = files, files
+	} else {
+		log.Warn("document storage is not configured (GCS_SERVICE_ACCOUNT_JSON or GCS_SIGNER_EMAIL): document endpoints answer 503")
+	}
+
+	var extractor pcn.Extractor
+	if cfg.AnthropicAPIKey != "" {
+		if extractor, err = claude.New(claude.Config{APIKey: cfg.AnthropicAPIKey, Model: cfg.AnthropicModel, BaseURL: cfg.AnthropicBaseURL,
+			Timeout: cfg.AnthropicTimeout, MaxRetries: cfg.AnthropicMaxRetries}, supabase.NewHTTPClient()); err != nil {
+			return nil, err
+		}
+	} else {
+		log.Warn("ANTHROPIC_API_KEY is not set: PCN scans are accepted and end needs_attention (extraction_unavailable)")
+	}
+
+	pcnCfg := pcn.Config{MaxAttempts: cfg.PCNMaxAttempts, StuckAfter: cfg.PCNStuckAfter, MaxDocBytes: cfg.GCSMaxUploadBytes}
+	var svc *pcn.Service
+	if cfg.GCPProjectID != "" {
+		tc, err := cloudtasks.NewClient(ctx)
+		if err != nil {
+			return nil, fmt.Errorf("cloud tasks client: %w", err)
+		}
+		a.closers = append(a.closers, tc.Close)
+		queue, err := tasks.NewCloudTasks(tasks.Config{ProjectID: cfg.GCPProjectID, Location: cfg.TasksLocation, Queue: cfg.TasksQueue,
+			TargetBaseURL: cfg.TasksTargetBaseURL, InternalSecret: cfg.InternalSecret, ServiceAccount: cfg.TasksServiceAccount}, tc)
+		if err != nil {
+			return nil, err
+		}
+		svc = pcn.New(pcnCfg, db, reader, extractor, queue, log)
+	} else {
+		log.Warn("GCP_PROJECT_ID is not set: PCN jobs run in-process", "workers", cfg.LocalTaskWorkers)
+		a.local = tasks.NewLocal(cfg.LocalTaskWorkers, 1000, func(ctx context.Context, j tasks.Job) error { return svc.RunTask(ctx, j) }, log)
+		svc = pcn.New(pcnCfg, db, reader, extractor, a.local, log)
+	}
+	deps.PCN = svc
+
+	e, err := gateway.New(cfg, deps)
+	if err != nil {
+		return nil, err
+	}
+	a.Handler = e
+	log.Info("gateway wired", "env", cfg.AppEnv, "supabase_url", cfg.SupabaseURL, "hs256", cfg.SupabaseJWTSecret != "",
+		"documents", files != nil, "claude", extractor != nil, "cloud_tasks", cfg.GCPProjectID != "")
+	return a, nil
+}
+
+// Serve runs the app on ln until ctx ends; then it stops accepting, and lets
+// in-flight requests and in-process jobs finish within ShutdownGrace.
+func (a *App) Serve(ctx context.Context, ln net.Listener) error {
+	srv := gateway.NewHTTPServer(a.cfg, a.Handler)
+	var drained sync.WaitGroup
+	stopped, stop := context.WithCancel(ctx)
+	defer stop()
+	if a.local != nil {
+		drained.Go(func() {
+			<-stopped.Done()
+			dctx, cancel := context.WithTimeout(context.Background(), ShutdownGrace)
+			defer cancel()
+			if err := a.local.Close(dctx); err != nil {
+				a.log.Warn("in-process jobs did not finish in time; reset-stuck will requeue them", "err", err)
+			}
+		})
+	}
+	err := gateway.ServeListener(ctx, srv, ln, a.log, ShutdownGrace)
+	stop() // also when serving failed without a signal
+	drained.Wait()
+	return err
+}
+
+// Close releases the clients.
+func (a *App) Close() {
+	for _, c := range a.closers {
+		_ = c()
+	}
+}
