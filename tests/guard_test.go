@@ -1,0 +1,55 @@
+package tests
+
+import (
+	"io/fs"
+	"os"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"testing"
+)
+
+// TestAcrossTenantsIsRare: the query builder's cross-tenant opt-out is used
+// by the scheduler sweep alone. A new use must be added here on purpose.
+func TestAcrossTenantsIsRare(t *testing.T) {
+	allowed := map[string]bool{"gateway/pcn/reset.go": true}
+	_, file, _, _ := runtime.Caller(0)
+	root := filepath.Join(filepath.Dir(file), "..")
+	found := map[string]bool{}
+	err := filepath.WalkDir(root, func(path string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		if d.IsDir() && (d.Name() == ".local" || d.Name() == ".git") {
+			return filepath.SkipDir
+		}
+		if d.IsDir() || !strings.HasSuffix(path, ".go") || strings.HasSuffix(path, "_test.go") {
+			return nil
+		}
+		rel, _ := filepath.Rel(root, path)
+		if filepath.Dir(rel) == "supabase" {
+			return nil // the builder itself
+		}
+		b, err := os.ReadFile(path)
+		if err != nil {
+			return err
+		}
+		if strings.Contains(string(b), ".AcrossTenants(") {
+			found[filepath.ToSlash(rel)] = true
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for f := range found {
+		if !allowed[f] {
+			t.Errorf("%s uses AcrossTenants: tenant isolation is the security model; justify it and list it here", f)
+		}
+	}
+	for f := range allowed {
+		if !found[f] {
+			t.Errorf("%s no longer uses AcrossTenants: remove it from the allow-list", f)
+		}
+	}
+}
