@@ -54,6 +54,15 @@ type Config struct {
 	AnthropicMaxRetries int           `env:"ANTHROPIC_MAX_RETRIES" envDefault:"1"`
 	PCNMaxAttempts      int           `env:"PCN_MAX_ATTEMPTS" envDefault:"3"`
 	PCNStuckAfter       time.Duration `env:"PCN_STUCK_AFTER" envDefault:"10m"`
+
+	// DVLA Vehicle Enquiry Service. Without a key the vehicle endpoints answer 503.
+	DVLAAPIKey      string        `env:"DVLA_VES_API_KEY"`
+	DVLABaseURL     string        `env:"DVLA_VES_BASE_URL" envDefault:"https://driver-vehicle-licensing.api.gov.uk/vehicle-enquiry"`
+	DVLATimeout     time.Duration `env:"DVLA_VES_TIMEOUT" envDefault:"10s"`
+	DVLACacheTTL    time.Duration `env:"DVLA_VES_CACHE_TTL" envDefault:"24h"`
+	DVLANotFoundTTL time.Duration `env:"DVLA_VES_NOT_FOUND_TTL" envDefault:"10m"`
+	DVLARate        float64       `env:"DVLA_VES_RATE" envDefault:"2"`
+	DVLABatch       int           `env:"DVLA_REFRESH_BATCH" envDefault:"500"`
 }
 
 // DocumentsEnabled reports whether GCS signing is configured.
@@ -181,6 +190,18 @@ func (c Config) validate(parseFailed bool) []string {
 	}
 	if !parseFailed && (c.AnthropicMaxRetries < 0 || c.AnthropicMaxRetries > 5) {
 		p = append(p, "ANTHROPIC_MAX_RETRIES: must be between 0 and 5")
+	}
+	if u, err := url.Parse(c.DVLABaseURL); err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
+		p = append(p, "DVLA_VES_BASE_URL: must be an http(s) URL")
+	}
+	if !parseFailed && (c.DVLARate <= 0 || c.DVLARate > 50) {
+		p = append(p, "DVLA_VES_RATE: must be above 0 and at most 50 lookups a second")
+	}
+	if !parseFailed && (c.DVLABatch < 1 || c.DVLABatch > 10000) {
+		p = append(p, "DVLA_REFRESH_BATCH: must be between 1 and 10000")
+	}
+	if !parseFailed && (c.DVLATimeout <= 0 || c.DVLACacheTTL < 0 || c.DVLANotFoundTTL < 0) {
+		p = append(p, "DVLA_VES_TIMEOUT, DVLA_VES_CACHE_TTL, DVLA_VES_NOT_FOUND_TTL: must be positive durations")
 	}
 	if !parseFailed && c.SupabaseTimeout <= 0 {
 		p = append(p, "SUPABASE_TIMEOUT: must be positive, such as 10s")

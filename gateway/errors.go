@@ -139,6 +139,12 @@ func classifyEcho(he *echo.HTTPError) (int, any, http.Header) {
 			Loc: []string{"query", name}, Msg: "Input should be a valid " + paramKind(name), Type: "value_error",
 		}}}, nil
 	}
+	if he.Code == http.StatusBadRequest && strings.HasPrefix(he.Message, "Query argument ") && strings.HasSuffix(he.Message, " is required, but not found") {
+		name := strings.TrimSuffix(strings.TrimPrefix(he.Message, "Query argument "), " is required, but not found")
+		return http.StatusUnprocessableEntity, api.HTTPValidationError{Detail: []api.ValidationIssue{{
+			Loc: []string{"query", name}, Msg: "Field required", Type: "missing",
+		}}}, nil
+	}
 	switch he.Code {
 	case http.StatusRequestEntityTooLarge:
 		return he.Code, api.HTTPError{Detail: "Request body too large"}, nil

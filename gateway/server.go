@@ -25,19 +25,22 @@ type Deps struct {
 	Files FileStore
 	// PCN is the PCN scanning pipeline; nil answers 503 on its endpoints.
 	PCN PCNService
+	// Vehicles is DVLA lookups; nil answers 503 on its endpoints.
+	Vehicles VehicleService
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
 }
 
 // server implements api.ServerInterface; one file per router holds its methods.
 type server struct {
-	cfg   Config
-	db    *supabase.Client
-	log   *slog.Logger
-	spec  []byte
-	now   func() time.Time
-	store FileStore
-	pcn   PCNService
+	cfg      Config
+	db       *supabase.Client
+	log      *slog.Logger
+	spec     []byte
+	now      func() time.Time
+	store    FileStore
+	pcn      PCNService
+	vehicles VehicleService
 }
 
 var _ api.ServerInterface = (*server)(nil)
@@ -51,7 +54,7 @@ func New(cfg Config, deps Deps) (*echo.Echo, error) {
 	if err != nil {
 		return nil, err
 	}
-	s := &server{cfg: cfg, db: deps.DB, log: deps.Logger, spec: spec, now: deps.Now, store: deps.Files, pcn: deps.PCN}
+	s := &server{cfg: cfg, db: deps.DB, log: deps.Logger, spec: spec, now: deps.Now, store: deps.Files, pcn: deps.PCN, vehicles: deps.Vehicles}
 	if s.pcn == nil {
 		s.pcn = unconfiguredPCN{}
 	}

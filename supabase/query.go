@@ -395,3 +395,31 @@ func parseTotal(cr string) int {
 
 // Now is the timestamp format the gateway writes (RFC 3339 with microseconds, UTC).
 func Now() string { return time.Now().UTC().Format("2006-01-02T15:04:05.000000Z07:00") }
+
+// TenantIDs lists every non-archived tenant. Scheduler sweeps walk tenants
+// with it and then work through From(tenant, ...), so that every query they
+// send is scoped to one tenant.
+func (c *Client) TenantIDs(ctx context.Context) ([]TenantID, error) {
+	var rows []struct {
+		ID string `json:"id"`
+	}
+	res, err := c.send(ctx, request{method: http.MethodGet, table: "tenants", query: "select=id&archived_at=is.null&order=id.asc"})
+	if err != nil {
+		return nil, err
+	}
+	if res.status != http.StatusOK {
+		return nil, decodeError(http.MethodGet, "tenants", res.status, res.body)
+	}
+	if err := json.Unmarshal(res.body, &rows); err != nil {
+		return nil, fmt.Errorf("supabase: decode tenants: %w", err)
+	}
+	ids := make([]TenantID, 0, len(rows))
+	for _, r := range rows {
+		id, err := ParseTenantID(r.ID)
+		if err != nil {
+			return nil, fmt.Errorf("supabase: tenant %q: %w", r.ID, err)
+		}
+		ids = append(ids, id)
+	}
+	return ids, nil
+}

@@ -22,6 +22,8 @@ import (
 
 	"github.com/fleetpilot/gateway/gateway"
 	"github.com/fleetpilot/gateway/gateway/claude"
+	"github.com/fleetpilot/gateway/gateway/dvla"
+	"github.com/fleetpilot/gateway/gateway/fleet"
 	"github.com/fleetpilot/gateway/gateway/pcn"
 	"github.com/fleetpilot/gateway/supabase"
 )
@@ -119,6 +121,8 @@ type appOpts struct {
 	files bool
 	// pcn wires the PCN pipeline over the mock transport.
 	pcn *pcnOpts
+	// dvla wires DVLA lookups (at dvlaURL) over the mock transport.
+	dvla bool
 }
 
 type pcnOpts struct {
@@ -181,6 +185,17 @@ func newApp(t *testing.T, o appOpts) (*echo.Echo, *upstream, *bytes.Buffer) {
 			q = &recordingQueue{}
 		}
 		deps.PCN = pcn.New(pcn.Config{MaxAttempts: o.pcn.maxAttempts}, db, testStore(t, hc), x, q, log)
+	}
+	if o.dvla {
+		dc, err := dvla.New(dvla.Config{APIKey: "dvla-key", BaseURL: dvlaURL, Timeout: time.Second, Backoff: time.Millisecond}, hc)
+		if err != nil {
+			t.Fatal(err)
+		}
+		cache := dvla.NewCache(dc, time.Hour, time.Minute, 100)
+		deps.Vehicles = struct {
+			*dvla.Cache
+			*fleet.Service
+		}{cache, fleet.New(fleet.Config{Rate: 1000}, db, cache, log)}
 	}
 	e, err := gateway.New(cfg, deps)
 	if err != nil {

@@ -14,6 +14,24 @@ import (
 	openapi_types "github.com/oapi-codegen/runtime/types"
 )
 
+// Defines values for DVLAAlertKind.
+const (
+	Mot DVLAAlertKind = "mot"
+	Tax DVLAAlertKind = "tax"
+)
+
+// Valid indicates whether the value is a known member of the DVLAAlertKind enum.
+func (e DVLAAlertKind) Valid() bool {
+	switch e {
+	case Mot:
+		return true
+	case Tax:
+		return true
+	default:
+		return false
+	}
+}
+
 // Defines values for DocumentStatus.
 const (
 	PendingUpload DocumentStatus = "pending_upload"
@@ -218,6 +236,63 @@ func (e ProcessPCNResultOutcome) Valid() bool {
 	}
 }
 
+// DVLAAlert defines model for DVLAAlert.
+type DVLAAlert struct {
+	Due          openapi_types.Date `json:"due"`
+	Kind         DVLAAlertKind      `json:"kind"`
+	Lapsed       bool               `json:"lapsed"`
+	Registration string             `json:"registration"`
+	TenantId     openapi_types.UUID `json:"tenant_id"`
+	VehicleId    openapi_types.UUID `json:"vehicle_id"`
+}
+
+// DVLAAlertKind defines model for DVLAAlert.Kind.
+type DVLAAlertKind string
+
+// DVLARefreshResult defines model for DVLARefreshResult.
+type DVLARefreshResult struct {
+	Alerts   []DVLAAlert `json:"alerts"`
+	Checked  int         `json:"checked"`
+	Failed   int         `json:"failed"`
+	NotFound int         `json:"not_found"`
+	Updated  int         `json:"updated"`
+}
+
+// DVLAVehicle defines model for DVLAVehicle.
+type DVLAVehicle struct {
+	// Co2Emissions g/km
+	Co2Emissions        *int                `json:"co2_emissions,omitempty"`
+	Colour              *string             `json:"colour,omitempty"`
+	DateOfLastV5cIssued *openapi_types.Date `json:"date_of_last_v5c_issued,omitempty"`
+
+	// EngineCapacity cc
+	EngineCapacity  *int    `json:"engine_capacity,omitempty"`
+	EuroStatus      *string `json:"euro_status,omitempty"`
+	FuelType        *string `json:"fuel_type,omitempty"`
+	Make            *string `json:"make,omitempty"`
+	MarkedForExport *bool   `json:"marked_for_export,omitempty"`
+
+	// MonthOfFirstRegistration YYYY-MM
+	//
+	// Example: 2019-03
+	MonthOfFirstRegistration *string             `json:"month_of_first_registration,omitempty"`
+	MotExpiryDate            *openapi_types.Date `json:"mot_expiry_date,omitempty"`
+
+	// MotStatus Example: Valid
+	MotStatus *string `json:"mot_status,omitempty"`
+
+	// Registration Example: AB12CDE
+	Registration  string              `json:"registration"`
+	RevenueWeight *int                `json:"revenue_weight,omitempty"`
+	TaxDueDate    *openapi_types.Date `json:"tax_due_date,omitempty"`
+
+	// TaxStatus Example: Taxed
+	TaxStatus         *string `json:"tax_status,omitempty"`
+	TypeApproval      *string `json:"type_approval,omitempty"`
+	Wheelplan         *string `json:"wheelplan,omitempty"`
+	YearOfManufacture *int    `json:"year_of_manufacture,omitempty"`
+}
+
 // Document defines model for Document.
 type Document struct {
 	ContentType string             `json:"content_type"`
@@ -413,6 +488,24 @@ type ValidationIssue struct {
 	Type string `json:"type"`
 }
 
+// Vehicle defines model for Vehicle.
+type Vehicle struct {
+	Colour            *string             `json:"colour,omitempty"`
+	CreatedAt         *time.Time          `json:"created_at,omitempty"`
+	DvlaCheckedAt     *time.Time          `json:"dvla_checked_at,omitempty"`
+	FuelType          *string             `json:"fuel_type,omitempty"`
+	Id                openapi_types.UUID  `json:"id"`
+	Make              *string             `json:"make,omitempty"`
+	Model             *string             `json:"model,omitempty"`
+	MotExpiryDate     *openapi_types.Date `json:"mot_expiry_date,omitempty"`
+	MotStatus         *string             `json:"mot_status,omitempty"`
+	Registration      string              `json:"registration"`
+	TaxDueDate        *openapi_types.Date `json:"tax_due_date,omitempty"`
+	TaxStatus         *string             `json:"tax_status,omitempty"`
+	UpdatedAt         *time.Time          `json:"updated_at,omitempty"`
+	YearOfManufacture *int                `json:"year_of_manufacture,omitempty"`
+}
+
 // ID defines model for ID.
 type ID = string
 
@@ -453,6 +546,12 @@ type ListIncidentsParams struct {
 	VehicleId *openapi_types.UUID `form:"vehicle_id,omitempty" json:"vehicle_id,omitempty"`
 	Limit     *Limit              `form:"limit,omitempty" json:"limit,omitempty"`
 	Offset    *Offset             `form:"offset,omitempty" json:"offset,omitempty"`
+}
+
+// LookupVehicleParams defines parameters for LookupVehicle.
+type LookupVehicleParams struct {
+	// Registration Any spacing or case; normalised to upper case without spaces.
+	Registration string `form:"registration" json:"registration"`
 }
 
 // CreateDocumentUploadJSONRequestBody defines body for CreateDocumentUpload for application/json ContentType.
@@ -573,6 +672,9 @@ type ServerInterface interface {
 	// UpdateIncident Change the fields that are sent (an explicit null clears a nullable field)
 	// (PATCH /incidents/{id})
 	UpdateIncident(ctx *echo.Context, id ID) error
+	// RefreshFleetDVLA Cloud Scheduler (daily): refresh vehicles checked more than a day ago
+	// (POST /internal/jobs/dvla-refresh)
+	RefreshFleetDVLA(ctx *echo.Context) error
 	// ProcessPCNJob Cloud Tasks target: process one PCN job (at-least-once safe)
 	// (POST /internal/jobs/process-pcn)
 	ProcessPCNJob(ctx *echo.Context) error
@@ -585,6 +687,12 @@ type ServerInterface interface {
 	// GetReady Readiness probe (PostgREST answers within 2 s)
 	// (GET /ready)
 	GetReady(ctx *echo.Context) error
+	// LookupVehicle Look a registration up in the DVLA Vehicle Enquiry Service
+	// (GET /vehicles/lookup)
+	LookupVehicle(ctx *echo.Context, params LookupVehicleParams) error
+	// RefreshVehicleDVLA Refresh one of the tenant's vehicles from DVLA (bypasses the cache)
+	// (POST /vehicles/{id}/dvla-refresh)
+	RefreshVehicleDVLA(ctx *echo.Context, id ID) error
 	// ScanViolation Queue a PCN scan of an uploaded document
 	// (POST /violations/scan)
 	ScanViolation(ctx *echo.Context) error
@@ -848,6 +956,15 @@ func (w *ServerInterfaceWrapper) UpdateIncident(ctx *echo.Context) error {
 	return err
 }
 
+// RefreshFleetDVLA converts echo context to params.
+func (w *ServerInterfaceWrapper) RefreshFleetDVLA(ctx *echo.Context) error {
+	var err error
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.RefreshFleetDVLA(ctx)
+	return err
+}
+
 // ProcessPCNJob converts echo context to params.
 func (w *ServerInterfaceWrapper) ProcessPCNJob(ctx *echo.Context) error {
 	var err error
@@ -881,6 +998,40 @@ func (w *ServerInterfaceWrapper) GetReady(ctx *echo.Context) error {
 
 	// Invoke the callback with all the unmarshaled arguments
 	err = w.Handler.GetReady(ctx)
+	return err
+}
+
+// LookupVehicle converts echo context to params.
+func (w *ServerInterfaceWrapper) LookupVehicle(ctx *echo.Context) error {
+	var err error
+
+	// Parameter object where we will unmarshal all parameters from the context
+	var params LookupVehicleParams
+	// ------------- Required query parameter "registration" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, true, "registration", ctx.QueryParams(), &params.Registration, runtime.BindQueryParameterOptions{Type: "string", Format: ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter registration: %s", err))
+	}
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.LookupVehicle(ctx, params)
+	return err
+}
+
+// RefreshVehicleDVLA converts echo context to params.
+func (w *ServerInterfaceWrapper) RefreshVehicleDVLA(ctx *echo.Context) error {
+	var err error
+	// ------------- Path parameter "id" -------------
+	var id ID
+
+	err = runtime.BindStyledParameterWithOptions("simple", "id", ctx.Param("id"), &id, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "string", Format: "", ValueIsUnescaped: ctx.Request().URL.RawPath == ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter id: %s", err))
+	}
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.RefreshVehicleDVLA(ctx, id)
 	return err
 }
 
@@ -992,5 +1143,8 @@ func RegisterHandlersWithOptions(router EchoRouter, si ServerInterface, options 
 	router.POST(options.BaseURL+"/violations/scan/:job_id/retry", wrapper.RetryScanJob, options.OperationMiddlewares["retryScanJob"]...)
 	router.POST(options.BaseURL+"/internal/jobs/process-pcn", wrapper.ProcessPCNJob, options.OperationMiddlewares["processPCNJob"]...)
 	router.POST(options.BaseURL+"/internal/jobs/reset-stuck", wrapper.ResetStuckJobs, options.OperationMiddlewares["resetStuckJobs"]...)
+	router.GET(options.BaseURL+"/vehicles/lookup", wrapper.LookupVehicle, options.OperationMiddlewares["lookupVehicle"]...)
+	router.POST(options.BaseURL+"/vehicles/:id/dvla-refresh", wrapper.RefreshVehicleDVLA, options.OperationMiddlewares["refreshVehicleDVLA"]...)
+	router.POST(options.BaseURL+"/internal/jobs/dvla-refresh", wrapper.RefreshFleetDVLA, options.OperationMiddlewares["refreshFleetDVLA"]...)
 
 }

@@ -16,6 +16,8 @@ import (
 
 	"github.com/fleetpilot/gateway/gateway"
 	"github.com/fleetpilot/gateway/gateway/claude"
+	"github.com/fleetpilot/gateway/gateway/dvla"
+	"github.com/fleetpilot/gateway/gateway/fleet"
 	"github.com/fleetpilot/gateway/gateway/gcs"
 	"github.com/fleetpilot/gateway/gateway/pcn"
 	"github.com/fleetpilot/gateway/gateway/tasks"
@@ -108,14 +110,31 @@ func Build(ctx context.Context, cfg gateway.Config, log *slog.Logger, o Options)
 	}
 	deps.PCN = svc
 
+	if cfg.DVLAAPIKey != "" {
+		dc, err := dvla.New(dvla.Config{APIKey: cfg.DVLAAPIKey, BaseURL: cfg.DVLABaseURL, Timeout: cfg.DVLATimeout}, supabase.NewHTTPClient())
+		if err != nil {
+			return nil, err
+		}
+		cache := dvla.NewCache(dc, cfg.DVLACacheTTL, cfg.DVLANotFoundTTL, 50000)
+		deps.Vehicles = vehicles{cache, fleet.New(fleet.Config{Rate: cfg.DVLARate, Batch: cfg.DVLABatch}, db, cache, log)}
+	} else {
+		log.Warn("DVLA_VES_API_KEY is not set: vehicle lookups answer 503")
+	}
+
 	e, err := gateway.New(cfg, deps)
 	if err != nil {
 		return nil, err
 	}
 	a.Handler = e
 	log.Info("gateway wired", "env", cfg.AppEnv, "supabase_url", cfg.SupabaseURL, "hs256", cfg.SupabaseJWTSecret != "",
-		"documents", files != nil, "claude", extractor != nil, "cloud_tasks", cfg.GCPProjectID != "")
+		"documents", files != nil, "claude", extractor != nil, "cloud_tasks", cfg.GCPProjectID != "", "dvla", cfg.DVLAAPIKey != "")
 	return a, nil
+}
+
+// vehicles joins the cached DVLA lookup and the fleet refreshes.
+type vehicles struct {
+	*dvla.Cache
+	*fleet.Service
 }
 
 // Serve runs the app on ln until ctx ends; then it stops accepting, and lets

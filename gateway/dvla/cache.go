@@ -1,0 +1,98 @@
+package dvla
+
+import (
+	"context"
+	"errors"
+	"sync"
+	"time"
+)
+
+// Cache keeps lookups per registration (found for TTL, not found for
+// NotFoundTTL) and makes concurrent lookups of one registration share one
+// upstream call.
+type Cache struct {
+	c          *Client
+	ttl, nfTTL time.Duration
+	max        int
+	now        func() time.Time
+	mu         sync.Mutex
+	entries    map[string]cacheEntry
+	inflight   map[string]*call
+}
+
+type cacheEntry struct {
+	v     Vehicle
+	err   error // nil or ErrNotFound
+	until time.Time
+}
+
+type call struct {
+	done chan struct{}
+	v    Vehicle
+	err  error
+}
+
+// NewCache wraps c. max bounds the number of registrations kept.
+func NewCache(c *Client, ttl, notFoundTTL time.Duration, max int) *Cache {
+	return &Cache{c: c, ttl: ttl, nfTTL: notFoundTTL, max: max, now: time.Now,
+		entries: map[string]cacheEntry{}, inflight: map[string]*call{}}
+}
+
+// Lookup answers from the cache, or joins the lookup already running for
+// vrm, or starts one. fresh skips the cache (but still shares a running call).
+func (k *Cache) Lookup(ctx context.Context, vrm, correlationID string, fresh bool) (Vehicle, error) {
+	k.mu.Lock()
+	if e, ok := k.entries[vrm]; ok && !fresh && k.now().Before(e.until) {
+		k.mu.Unlock()
+		return e.v, e.err
+	}
+	cl, running := k.inflight[vrm]
+	if !running {
+		cl = &call{done: make(chan struct{})}
+		k.inflight[vrm] = cl
+		// The shared call must not die with the first caller's request.
+		go k.run(context.WithoutCancel(ctx), vrm, correlationID, cl)
+	}
+	k.mu.Unlock()
+	select {
+	case <-cl.done:
+		return cl.v, cl.err
+	case <-ctx.Done():
+		return Vehicle{}, &UnavailableError{Err: ctx.Err()}
+	}
+}
+
+func (k *Cache) run(ctx context.Context, vrm, correlationID string, cl *call) {
+	ctx, cancel := context.WithTimeout(ctx, k.c.cfg.Timeout*time.Duration(k.c.cfg.Tries)+5*time.Second)
+	defer cancel()
+	cl.v, cl.err = k.c.Lookup(ctx, vrm, correlationID)
+	k.mu.Lock()
+	delete(k.inflight, vrm)
+	switch {
+	case cl.err == nil:
+		k.store(vrm, cacheEntry{v: cl.v, until: k.now().Add(k.ttl)})
+	case errors.Is(cl.err, ErrNotFound):
+		k.store(vrm, cacheEntry{err: ErrNotFound, until: k.now().Add(k.nfTTL)})
+	}
+	k.mu.Unlock()
+	close(cl.done)
+}
+
+// store adds e, first dropping expired entries, then arbitrary ones, when full.
+func (k *Cache) store(vrm string, e cacheEntry) {
+	if len(k.entries) >= k.max {
+		now := k.now()
+		for key, old := range k.entries {
+			if !now.Before(old.until) {
+				delete(k.entries, key)
+			}
+		}
+		for key := range k.entries {
+			if len(k.entries) < k.max {
+				break
+			}
+			delete(k.entries, key)
+		}
+	}
+	k.entries[vrm] = e
+}
