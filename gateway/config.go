@@ -63,6 +63,16 @@ type Config struct {
 	DVLANotFoundTTL time.Duration `env:"DVLA_VES_NOT_FOUND_TTL" envDefault:"10m"`
 	DVLARate        float64       `env:"DVLA_VES_RATE" envDefault:"2"`
 	DVLABatch       int           `env:"DVLA_REFRESH_BATCH" envDefault:"500"`
+
+	// Credas identity checks. Without a key the identity endpoints answer 503.
+	CredasAPIKey         string        `env:"CREDAS_API_KEY"`
+	CredasBaseURL        string        `env:"CREDAS_BASE_URL" envDefault:"https://portal.credas.com/api/v2/ci"`
+	CredasJourneyID      string        `env:"CREDAS_JOURNEY_ID"`
+	CredasActorID        int           `env:"CREDAS_ACTOR_ID"`
+	CredasContactMode    string        `env:"CREDAS_CONTACT_MODE" envDefault:"email"`
+	CredasWebhookBaseURL string        `env:"CREDAS_WEBHOOK_BASE_URL"`
+	CredasPollAfter      time.Duration `env:"CREDAS_POLL_AFTER" envDefault:"6h"`
+	CredasTimeout        time.Duration `env:"CREDAS_TIMEOUT" envDefault:"20s"`
 }
 
 // DocumentsEnabled reports whether GCS signing is configured.
@@ -202,6 +212,28 @@ func (c Config) validate(parseFailed bool) []string {
 	}
 	if !parseFailed && (c.DVLATimeout <= 0 || c.DVLACacheTTL < 0 || c.DVLANotFoundTTL < 0) {
 		p = append(p, "DVLA_VES_TIMEOUT, DVLA_VES_CACHE_TTL, DVLA_VES_NOT_FOUND_TTL: must be positive durations")
+	}
+	if c.CredasAPIKey != "" {
+		if c.CredasJourneyID == "" {
+			p = append(p, "CREDAS_JOURNEY_ID: required with CREDAS_API_KEY")
+		}
+		if c.CredasActorID <= 0 && !parseFailed {
+			p = append(p, "CREDAS_ACTOR_ID: required with CREDAS_API_KEY (a positive number)")
+		}
+		if u, err := url.Parse(c.CredasWebhookBaseURL); c.CredasWebhookBaseURL == "" || err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
+			p = append(p, "CREDAS_WEBHOOK_BASE_URL: required with CREDAS_API_KEY: the gateway's public URL")
+		}
+		if u, err := url.Parse(c.CredasBaseURL); err != nil || u.Scheme == "" || u.Host == "" {
+			p = append(p, "CREDAS_BASE_URL: must be an http(s) URL")
+		}
+	}
+	switch c.CredasContactMode {
+	case "email", "sms", "none":
+	default:
+		p = append(p, "CREDAS_CONTACT_MODE: must be email, sms or none")
+	}
+	if !parseFailed && c.CredasPollAfter < time.Minute {
+		p = append(p, "CREDAS_POLL_AFTER: must be at least 1m")
 	}
 	if !parseFailed && c.SupabaseTimeout <= 0 {
 		p = append(p, "SUPABASE_TIMEOUT: must be positive, such as 10s")

@@ -27,6 +27,16 @@ var errMalformedJSON = newError(http.StatusBadRequest, "Malformed JSON body", ni
 
 // readJSONBody reads the whole body (bounded by limitBody) into a jsonBody.
 func readJSONBody(c *echo.Context) (*jsonBody, error) {
+	return readBody(c, false)
+}
+
+// readOptionalJSONBody is readJSONBody for operations whose body may be
+// absent: an empty body gives (nil, nil).
+func readOptionalJSONBody(c *echo.Context) (*jsonBody, error) {
+	return readBody(c, true)
+}
+
+func readBody(c *echo.Context, optional bool) (*jsonBody, error) {
 	raw, err := io.ReadAll(c.Request().Body)
 	if err != nil {
 		var mbe *http.MaxBytesError
@@ -37,6 +47,9 @@ func readJSONBody(c *echo.Context) (*jsonBody, error) {
 	}
 	raw = bytes.TrimSpace(raw)
 	b := &jsonBody{}
+	if len(raw) == 0 && optional {
+		return nil, nil
+	}
 	if len(raw) == 0 {
 		b.issues.add([]string{"body"}, "Field required", "missing")
 		return nil, &b.issues

@@ -27,6 +27,8 @@ type Deps struct {
 	PCN PCNService
 	// Vehicles is DVLA lookups; nil answers 503 on its endpoints.
 	Vehicles VehicleService
+	// Identity is Credas identity checks; nil answers 503 on its endpoints.
+	Identity IdentityService
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
 }
@@ -41,6 +43,7 @@ type server struct {
 	store    FileStore
 	pcn      PCNService
 	vehicles VehicleService
+	identity IdentityService
 }
 
 var _ api.ServerInterface = (*server)(nil)
@@ -54,7 +57,7 @@ func New(cfg Config, deps Deps) (*echo.Echo, error) {
 	if err != nil {
 		return nil, err
 	}
-	s := &server{cfg: cfg, db: deps.DB, log: deps.Logger, spec: spec, now: deps.Now, store: deps.Files, pcn: deps.PCN, vehicles: deps.Vehicles}
+	s := &server{cfg: cfg, db: deps.DB, log: deps.Logger, spec: spec, now: deps.Now, store: deps.Files, pcn: deps.PCN, vehicles: deps.Vehicles, identity: deps.Identity}
 	if s.pcn == nil {
 		s.pcn = unconfiguredPCN{}
 	}

@@ -22,8 +22,10 @@ import (
 
 	"github.com/fleetpilot/gateway/gateway"
 	"github.com/fleetpilot/gateway/gateway/claude"
+	"github.com/fleetpilot/gateway/gateway/credas"
 	"github.com/fleetpilot/gateway/gateway/dvla"
 	"github.com/fleetpilot/gateway/gateway/fleet"
+	"github.com/fleetpilot/gateway/gateway/identity"
 	"github.com/fleetpilot/gateway/gateway/pcn"
 	"github.com/fleetpilot/gateway/supabase"
 )
@@ -123,6 +125,8 @@ type appOpts struct {
 	pcn *pcnOpts
 	// dvla wires DVLA lookups (at dvlaURL) over the mock transport.
 	dvla bool
+	// credas wires identity checks (Credas at credasURL) over the mock transport.
+	credas bool
 }
 
 type pcnOpts struct {
@@ -196,6 +200,13 @@ func newApp(t *testing.T, o appOpts) (*echo.Echo, *upstream, *bytes.Buffer) {
 			*dvla.Cache
 			*fleet.Service
 		}{cache, fleet.New(fleet.Config{Rate: 1000}, db, cache, log)}
+	}
+	if o.credas {
+		cc, err := credas.New(credas.Config{BaseURL: credasURL, APIKey: "credas-key", JourneyID: "journey-1", ActorID: 7, Timeout: 300 * time.Millisecond}, hc)
+		if err != nil {
+			t.Fatal(err)
+		}
+		deps.Identity = identity.New(identity.Config{WebhookBaseURL: "https://gw.example"}, db, cc, log)
 	}
 	e, err := gateway.New(cfg, deps)
 	if err != nil {

@@ -119,6 +119,63 @@ func (e EntityType) Valid() bool {
 	}
 }
 
+// Defines values for IdentityCheckStatus.
+const (
+	IdentityCheckStatusError          IdentityCheckStatus = "error"
+	IdentityCheckStatusExpired        IdentityCheckStatus = "expired"
+	IdentityCheckStatusFailed         IdentityCheckStatus = "failed"
+	IdentityCheckStatusInvited        IdentityCheckStatus = "invited"
+	IdentityCheckStatusNeedsReconcile IdentityCheckStatus = "needs_reconcile"
+	IdentityCheckStatusPassed         IdentityCheckStatus = "passed"
+	IdentityCheckStatusPending        IdentityCheckStatus = "pending"
+	IdentityCheckStatusRefer          IdentityCheckStatus = "refer"
+)
+
+// Valid indicates whether the value is a known member of the IdentityCheckStatus enum.
+func (e IdentityCheckStatus) Valid() bool {
+	switch e {
+	case IdentityCheckStatusError:
+		return true
+	case IdentityCheckStatusExpired:
+		return true
+	case IdentityCheckStatusFailed:
+		return true
+	case IdentityCheckStatusInvited:
+		return true
+	case IdentityCheckStatusNeedsReconcile:
+		return true
+	case IdentityCheckStatusPassed:
+		return true
+	case IdentityCheckStatusPending:
+		return true
+	case IdentityCheckStatusRefer:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for IdentityCheckRequestContact.
+const (
+	Email IdentityCheckRequestContact = "email"
+	None  IdentityCheckRequestContact = "none"
+	Sms   IdentityCheckRequestContact = "sms"
+)
+
+// Valid indicates whether the value is a known member of the IdentityCheckRequestContact enum.
+func (e IdentityCheckRequestContact) Valid() bool {
+	switch e {
+	case Email:
+		return true
+	case None:
+		return true
+	case Sms:
+		return true
+	default:
+		return false
+	}
+}
+
 // Defines values for IncidentSeverity.
 const (
 	High   IncidentSeverity = "high"
@@ -234,6 +291,35 @@ func (e ProcessPCNResultOutcome) Valid() bool {
 	default:
 		return false
 	}
+}
+
+// Defines values for WebhookResultStatus.
+const (
+	Applied  WebhookResultStatus = "applied"
+	Deferred WebhookResultStatus = "deferred"
+	Ignored  WebhookResultStatus = "ignored"
+)
+
+// Valid indicates whether the value is a known member of the WebhookResultStatus enum.
+func (e WebhookResultStatus) Valid() bool {
+	switch e {
+	case Applied:
+		return true
+	case Deferred:
+		return true
+	case Ignored:
+		return true
+	default:
+		return false
+	}
+}
+
+// CredasPollResult defines model for CredasPollResult.
+type CredasPollResult struct {
+	Checked        int `json:"checked"`
+	Completed      int `json:"completed"`
+	Failed         int `json:"failed"`
+	NeedsReconcile int `json:"needs_reconcile"`
 }
 
 // DVLAAlert defines model for DVLAAlert.
@@ -377,6 +463,38 @@ type Health struct {
 	Timestamp time.Time `json:"timestamp"`
 }
 
+// IdentityCheck defines model for IdentityCheck.
+type IdentityCheck struct {
+	CompletedAt   *time.Time         `json:"completed_at"`
+	CreatedAt     time.Time          `json:"created_at"`
+	CustomerId    openapi_types.UUID `json:"customer_id"`
+	Id            openapi_types.UUID `json:"id"`
+	LastCheckedAt *time.Time         `json:"last_checked_at"`
+
+	// Provider Example: credas
+	Provider  string              `json:"provider"`
+	Status    IdentityCheckStatus `json:"status"`
+	UpdatedAt time.Time           `json:"updated_at"`
+}
+
+// IdentityCheckStatus defines model for IdentityCheck.Status.
+type IdentityCheckStatus string
+
+// IdentityCheckLink defines model for IdentityCheckLink.
+type IdentityCheckLink struct {
+	ExpiresAt time.Time `json:"expires_at"`
+	Url       string    `json:"url"`
+}
+
+// IdentityCheckRequest defines model for IdentityCheckRequest.
+type IdentityCheckRequest struct {
+	// Contact How Credas invites the customer; default CREDAS_CONTACT_MODE. none: use the hosted link.
+	Contact *IdentityCheckRequestContact `json:"contact,omitempty"`
+}
+
+// IdentityCheckRequestContact How Credas invites the customer; default CREDAS_CONTACT_MODE. none: use the hosted link.
+type IdentityCheckRequestContact string
+
 // Incident defines model for Incident.
 type Incident struct {
 	BookingId   *openapi_types.UUID `json:"booking_id"`
@@ -506,6 +624,14 @@ type Vehicle struct {
 	YearOfManufacture *int                `json:"year_of_manufacture,omitempty"`
 }
 
+// WebhookResult defines model for WebhookResult.
+type WebhookResult struct {
+	Status WebhookResultStatus `json:"status"`
+}
+
+// WebhookResultStatus defines model for WebhookResult.Status.
+type WebhookResultStatus string
+
 // ID defines model for ID.
 type ID = string
 
@@ -527,6 +653,12 @@ type Unauthorized = HTTPError
 // ValidationError defines model for ValidationError.
 type ValidationError struct {
 	union json.RawMessage
+}
+
+// ListIdentityChecksParams defines parameters for ListIdentityChecks.
+type ListIdentityChecksParams struct {
+	Limit  *Limit  `form:"limit,omitempty" json:"limit,omitempty"`
+	Offset *Offset `form:"offset,omitempty" json:"offset,omitempty"`
 }
 
 // ListDocumentsParams defines parameters for ListDocuments.
@@ -554,6 +686,19 @@ type LookupVehicleParams struct {
 	Registration string `form:"registration" json:"registration"`
 }
 
+// CredasWebhookJSONBody defines parameters for CredasWebhook.
+type CredasWebhookJSONBody = map[string]interface{}
+
+// CredasWebhookParams defines parameters for CredasWebhook.
+type CredasWebhookParams struct {
+	Tenant *string `form:"tenant,omitempty" json:"tenant,omitempty"`
+	Check  *string `form:"check,omitempty" json:"check,omitempty"`
+	Token  *string `form:"token,omitempty" json:"token,omitempty"`
+}
+
+// CreateIdentityCheckJSONRequestBody defines body for CreateIdentityCheck for application/json ContentType.
+type CreateIdentityCheckJSONRequestBody = IdentityCheckRequest
+
 // CreateDocumentUploadJSONRequestBody defines body for CreateDocumentUpload for application/json ContentType.
 type CreateDocumentUploadJSONRequestBody = DocumentUploadRequest
 
@@ -568,6 +713,9 @@ type ProcessPCNJobJSONRequestBody = ProcessPCNRequest
 
 // ScanViolationJSONRequestBody defines body for ScanViolation for application/json ContentType.
 type ScanViolationJSONRequestBody = ScanRequest
+
+// CredasWebhookJSONRequestBody defines body for CredasWebhook for application/json ContentType.
+type CredasWebhookJSONRequestBody = CredasWebhookJSONBody
 
 // AsHTTPValidationError returns the union data inside the ValidationError as a HTTPValidationError
 func (t ValidationError) AsHTTPValidationError() (HTTPValidationError, error) {
@@ -633,6 +781,12 @@ func (t *ValidationError) UnmarshalJSON(b []byte) error {
 
 // ServerInterface represents all server handlers.
 type ServerInterface interface {
+	// ListIdentityChecks The customer's identity checks, newest first
+	// (GET /customers/{id}/identity-checks)
+	ListIdentityChecks(ctx *echo.Context, id ID, params ListIdentityChecksParams) error
+	// CreateIdentityCheck Invite the tenant's customer to a Credas identity check
+	// (POST /customers/{id}/identity-checks)
+	CreateIdentityCheck(ctx *echo.Context, id ID) error
 	// GetDocs Interactive API documentation (Swagger UI)
 	// (GET /docs)
 	GetDocs(ctx *echo.Context) error
@@ -657,6 +811,9 @@ type ServerInterface interface {
 	// GetHealth Liveness probe
 	// (GET /health)
 	GetHealth(ctx *echo.Context) error
+	// GetIdentityCheckLink A fresh hosted link (valid 30 minutes, never stored) for an open check
+	// (GET /identity-checks/{id}/link)
+	GetIdentityCheckLink(ctx *echo.Context, id ID) error
 	// ListIncidents List the tenant's incidents, newest first
 	// (GET /incidents)
 	ListIncidents(ctx *echo.Context, params ListIncidentsParams) error
@@ -672,6 +829,9 @@ type ServerInterface interface {
 	// UpdateIncident Change the fields that are sent (an explicit null clears a nullable field)
 	// (PATCH /incidents/{id})
 	UpdateIncident(ctx *echo.Context, id ID) error
+	// PollIdentityChecks Cloud Scheduler: re-read checks still open after CREDAS_POLL_AFTER
+	// (POST /internal/jobs/credas-poll)
+	PollIdentityChecks(ctx *echo.Context) error
 	// RefreshFleetDVLA Cloud Scheduler (daily): refresh vehicles checked more than a day ago
 	// (POST /internal/jobs/dvla-refresh)
 	RefreshFleetDVLA(ctx *echo.Context) error
@@ -702,11 +862,62 @@ type ServerInterface interface {
 	// RetryScanJob Re-queue a job that needs attention, with a fresh attempt budget
 	// (POST /violations/scan/{job_id}/retry)
 	RetryScanJob(ctx *echo.Context, jobId JobID) error
+	// CredasWebhook Credas process webhook (authenticated by the per-check token in its URL)
+	// (POST /webhooks/credas)
+	CredasWebhook(ctx *echo.Context, params CredasWebhookParams) error
 }
 
 // ServerInterfaceWrapper converts echo contexts to parameters.
 type ServerInterfaceWrapper struct {
 	Handler ServerInterface
+}
+
+// ListIdentityChecks converts echo context to params.
+func (w *ServerInterfaceWrapper) ListIdentityChecks(ctx *echo.Context) error {
+	var err error
+	// ------------- Path parameter "id" -------------
+	var id ID
+
+	err = runtime.BindStyledParameterWithOptions("simple", "id", ctx.Param("id"), &id, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "string", Format: "", ValueIsUnescaped: ctx.Request().URL.RawPath == ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter id: %s", err))
+	}
+
+	// Parameter object where we will unmarshal all parameters from the context
+	var params ListIdentityChecksParams
+	// ------------- Optional query parameter "limit" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "limit", ctx.QueryParams(), &params.Limit, runtime.BindQueryParameterOptions{Type: "integer", Format: ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter limit: %s", err))
+	}
+
+	// ------------- Optional query parameter "offset" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "offset", ctx.QueryParams(), &params.Offset, runtime.BindQueryParameterOptions{Type: "integer", Format: ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter offset: %s", err))
+	}
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.ListIdentityChecks(ctx, id, params)
+	return err
+}
+
+// CreateIdentityCheck converts echo context to params.
+func (w *ServerInterfaceWrapper) CreateIdentityCheck(ctx *echo.Context) error {
+	var err error
+	// ------------- Path parameter "id" -------------
+	var id ID
+
+	err = runtime.BindStyledParameterWithOptions("simple", "id", ctx.Param("id"), &id, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "string", Format: "", ValueIsUnescaped: ctx.Request().URL.RawPath == ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter id: %s", err))
+	}
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.CreateIdentityCheck(ctx, id)
+	return err
 }
 
 // GetDocs converts echo context to params.
@@ -853,6 +1064,22 @@ func (w *ServerInterfaceWrapper) GetHealth(ctx *echo.Context) error {
 	return err
 }
 
+// GetIdentityCheckLink converts echo context to params.
+func (w *ServerInterfaceWrapper) GetIdentityCheckLink(ctx *echo.Context) error {
+	var err error
+	// ------------- Path parameter "id" -------------
+	var id ID
+
+	err = runtime.BindStyledParameterWithOptions("simple", "id", ctx.Param("id"), &id, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "string", Format: "", ValueIsUnescaped: ctx.Request().URL.RawPath == ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter id: %s", err))
+	}
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.GetIdentityCheckLink(ctx, id)
+	return err
+}
+
 // ListIncidents converts echo context to params.
 func (w *ServerInterfaceWrapper) ListIncidents(ctx *echo.Context) error {
 	var err error
@@ -953,6 +1180,15 @@ func (w *ServerInterfaceWrapper) UpdateIncident(ctx *echo.Context) error {
 
 	// Invoke the callback with all the unmarshaled arguments
 	err = w.Handler.UpdateIncident(ctx, id)
+	return err
+}
+
+// PollIdentityChecks converts echo context to params.
+func (w *ServerInterfaceWrapper) PollIdentityChecks(ctx *echo.Context) error {
+	var err error
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.PollIdentityChecks(ctx)
 	return err
 }
 
@@ -1076,6 +1312,38 @@ func (w *ServerInterfaceWrapper) RetryScanJob(ctx *echo.Context) error {
 	return err
 }
 
+// CredasWebhook converts echo context to params.
+func (w *ServerInterfaceWrapper) CredasWebhook(ctx *echo.Context) error {
+	var err error
+
+	// Parameter object where we will unmarshal all parameters from the context
+	var params CredasWebhookParams
+	// ------------- Optional query parameter "tenant" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "tenant", ctx.QueryParams(), &params.Tenant, runtime.BindQueryParameterOptions{Type: "string", Format: ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter tenant: %s", err))
+	}
+
+	// ------------- Optional query parameter "check" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "check", ctx.QueryParams(), &params.Check, runtime.BindQueryParameterOptions{Type: "string", Format: ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter check: %s", err))
+	}
+
+	// ------------- Optional query parameter "token" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "token", ctx.QueryParams(), &params.Token, runtime.BindQueryParameterOptions{Type: "string", Format: ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter token: %s", err))
+	}
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.CredasWebhook(ctx, params)
+	return err
+}
+
 // This is a simple interface which specifies echo.Route addition functions which
 // are present on both echo.Echo and echo.Group, since we want to allow using
 // either of them for path registration
@@ -1146,5 +1414,10 @@ func RegisterHandlersWithOptions(router EchoRouter, si ServerInterface, options 
 	router.GET(options.BaseURL+"/vehicles/lookup", wrapper.LookupVehicle, options.OperationMiddlewares["lookupVehicle"]...)
 	router.POST(options.BaseURL+"/vehicles/:id/dvla-refresh", wrapper.RefreshVehicleDVLA, options.OperationMiddlewares["refreshVehicleDVLA"]...)
 	router.POST(options.BaseURL+"/internal/jobs/dvla-refresh", wrapper.RefreshFleetDVLA, options.OperationMiddlewares["refreshFleetDVLA"]...)
+	router.GET(options.BaseURL+"/customers/:id/identity-checks", wrapper.ListIdentityChecks, options.OperationMiddlewares["listIdentityChecks"]...)
+	router.POST(options.BaseURL+"/customers/:id/identity-checks", wrapper.CreateIdentityCheck, options.OperationMiddlewares["createIdentityCheck"]...)
+	router.GET(options.BaseURL+"/identity-checks/:id/link", wrapper.GetIdentityCheckLink, options.OperationMiddlewares["getIdentityCheckLink"]...)
+	router.POST(options.BaseURL+"/webhooks/credas", wrapper.CredasWebhook, options.OperationMiddlewares["credasWebhook"]...)
+	router.POST(options.BaseURL+"/internal/jobs/credas-poll", wrapper.PollIdentityChecks, options.OperationMiddlewares["pollIdentityChecks"]...)
 
 }

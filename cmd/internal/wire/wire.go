@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"strings"
 	"sync"
 	"time"
 
@@ -16,9 +17,11 @@ import (
 
 	"github.com/fleetpilot/gateway/gateway"
 	"github.com/fleetpilot/gateway/gateway/claude"
+	"github.com/fleetpilot/gateway/gateway/credas"
 	"github.com/fleetpilot/gateway/gateway/dvla"
 	"github.com/fleetpilot/gateway/gateway/fleet"
 	"github.com/fleetpilot/gateway/gateway/gcs"
+	"github.com/fleetpilot/gateway/gateway/identity"
 	"github.com/fleetpilot/gateway/gateway/pcn"
 	"github.com/fleetpilot/gateway/gateway/tasks"
 	"github.com/fleetpilot/gateway/supabase"
@@ -121,13 +124,25 @@ func Build(ctx context.Context, cfg gateway.Config, log *slog.Logger, o Options)
 		log.Warn("DVLA_VES_API_KEY is not set: vehicle lookups answer 503")
 	}
 
+	if cfg.CredasAPIKey != "" {
+		cc, err := credas.New(credas.Config{BaseURL: cfg.CredasBaseURL, APIKey: cfg.CredasAPIKey, JourneyID: cfg.CredasJourneyID,
+			ActorID: cfg.CredasActorID, Timeout: cfg.CredasTimeout}, supabase.NewHTTPClient())
+		if err != nil {
+			return nil, err
+		}
+		deps.Identity = identity.New(identity.Config{WebhookBaseURL: strings.TrimRight(cfg.CredasWebhookBaseURL, "/"),
+			DefaultContact: credas.Contact(cfg.CredasContactMode), PollAfter: cfg.CredasPollAfter}, db, cc, log)
+	} else {
+		log.Warn("CREDAS_API_KEY is not set: identity check endpoints answer 503")
+	}
+
 	e, err := gateway.New(cfg, deps)
 	if err != nil {
 		return nil, err
 	}
 	a.Handler = e
 	log.Info("gateway wired", "env", cfg.AppEnv, "supabase_url", cfg.SupabaseURL, "hs256", cfg.SupabaseJWTSecret != "",
-		"documents", files != nil, "claude", extractor != nil, "cloud_tasks", cfg.GCPProjectID != "", "dvla", cfg.DVLAAPIKey != "")
+		"documents", files != nil, "claude", extractor != nil, "cloud_tasks", cfg.GCPProjectID != "", "dvla", cfg.DVLAAPIKey != "", "credas", cfg.CredasAPIKey != "")
 	return a, nil
 }
 

@@ -1,0 +1,173 @@
+package gateway
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"io"
+	"net/http"
+	"time"
+
+	"github.com/labstack/echo/v5"
+
+	"github.com/fleetpilot/gateway/gateway/api"
+	"github.com/fleetpilot/gateway/gateway/credas"
+	"github.com/fleetpilot/gateway/gateway/identity"
+	"github.com/fleetpilot/gateway/supabase"
+)
+
+// IdentityService runs Credas identity checks (identity.Service).
+type IdentityService interface {
+	Create(ctx context.Context, tenant supabase.TenantID, userID, customerID, contact, correlationID string) (json.RawMessage, bool, error)
+	List(ctx context.Context, tenant supabase.TenantID, customerID string, limit, offset int) (supabase.Page, error)
+	Link(ctx context.Context, tenant supabase.TenantID, checkID, correlationID string) (string, time.Time, error)
+	Webhook(ctx context.Context, tenantID, checkID, token string, payload []byte, correlationID string) (identity.WebhookOutcome, error)
+	Poll(ctx context.Context, correlationID string) (identity.PollResult, error)
+}
+
+var errIdentityUnconfigured = newError(http.StatusServiceUnavailable, "Identity verification is not configured", nil)
+
+func (s *server) identitySvc() (IdentityService, error) {
+	if s.identity == nil {
+		return nil, errIdentityUnconfigured
+	}
+	return s.identity, nil
+}
+
+// CreateIdentityCheck answers POST /customers/{id}/identity-checks.
+func (s *server) CreateIdentityCheck(c *echo.Context, id string) error {
+	ctx := c.Request().Context()
+	svc, err := s.identitySvc()
+	if err != nil {
+		return err
+	}
+	id, ok := parseUUID(id)
+	if !ok {
+		return notFound("Customer not found")
+	}
+	contact := ""
+	b, err := readOptionalJSONBody(c)
+	if err != nil {
+		return err
+	}
+	if b != nil {
+		contact, _ = b.enum("contact", false, []string{"email", "sms", "none"})
+		if err := b.err(); err != nil {
+			return err
+		}
+	}
+	p, _ := principalFrom(ctx)
+	check, created, err := svc.Create(ctx, p.Tenant, p.UserID, id, contact, reqInfoFrom(ctx).id)
+	switch {
+	case errors.Is(err, identity.ErrCustomerNotFound):
+		return notFound("Customer not found")
+	case errors.Is(err, identity.ErrContactMissing):
+		return &ValidationError{Issues: []api.ValidationIssue{{Loc: []string{"body", "contact"},
+			Msg: "The customer has no email address or phone number for this contact mode", Type: "value_error"}}}
+	case errors.Is(err, identity.ErrProviderRefused):
+		return upstream("The identity provider refused the check", err)
+	case err != nil:
+		return upstream("Failed to create the identity check", err)
+	}
+	if !created {
+		return c.JSONBlob(http.StatusAccepted, check)
+	}
+	return c.JSONBlob(http.StatusCreated, check)
+}
+
+// ListIdentityChecks answers GET /customers/{id}/identity-checks.
+func (s *server) ListIdentityChecks(c *echo.Context, id string, p api.ListIdentityChecksParams) error {
+	ctx := c.Request().Context()
+	svc, err := s.identitySvc()
+	if err != nil {
+		return err
+	}
+	var v ValidationError
+	limit, offset := pageParams(&v, p.Limit, p.Offset)
+	if err := v.orNil(); err != nil {
+		return err
+	}
+	id, ok := parseUUID(id)
+	if !ok {
+		return writePage(c, supabase.Page{Body: []byte("[]"), Total: 0})
+	}
+	page, err := svc.List(ctx, tenantFrom(ctx), id, limit, offset)
+	if err != nil {
+		return upstream("Failed to fetch identity checks", err)
+	}
+	return writePage(c, page)
+}
+
+// GetIdentityCheckLink answers GET /identity-checks/{id}/link.
+func (s *server) GetIdentityCheckLink(c *echo.Context, id string) error {
+	ctx := c.Request().Context()
+	svc, err := s.identitySvc()
+	if err != nil {
+		return err
+	}
+	id, ok := parseUUID(id)
+	if !ok {
+		return notFound("Identity check not found")
+	}
+	link, exp, err := svc.Link(ctx, tenantFrom(ctx), id, reqInfoFrom(ctx).id)
+	switch {
+	case errors.Is(err, identity.ErrCheckNotFound):
+		return notFound("Identity check not found")
+	case errors.Is(err, identity.ErrCheckClosed):
+		return newError(http.StatusConflict, "The identity check is finished", nil)
+	case errors.Is(err, identity.ErrNotReconciled):
+		return newError(http.StatusConflict, "The identity check's creation is unconfirmed", nil)
+	case errors.Is(err, credas.ErrUnavailable), errors.Is(err, credas.ErrRejected):
+		return upstream("Failed to get a link from the identity provider", err)
+	case err != nil:
+		return upstream("Failed to fetch the identity check", err)
+	}
+	return c.JSON(http.StatusOK, api.IdentityCheckLink{Url: link, ExpiresAt: exp.UTC()})
+}
+
+// CredasWebhook answers POST /webhooks/credas.
+func (s *server) CredasWebhook(c *echo.Context, p api.CredasWebhookParams) error {
+	ctx := c.Request().Context()
+	svc, err := s.identitySvc()
+	if err != nil {
+		return err
+	}
+	payload, err := io.ReadAll(c.Request().Body)
+	if err != nil {
+		return err
+	}
+	checkID, _ := parseUUID(deref(p.Check))
+	out, err := svc.Webhook(ctx, deref(p.Tenant), checkID, deref(p.Token), payload, reqInfoFrom(ctx).id)
+	switch {
+	case errors.Is(err, identity.ErrCheckNotFound):
+		return notFound("Not Found")
+	case err != nil:
+		return upstream("Failed to record the result", err)
+	}
+	status := http.StatusOK
+	if out == identity.WebhookDeferred {
+		status = http.StatusAccepted
+	}
+	return c.JSON(status, api.WebhookResult{Status: api.WebhookResultStatus(out)})
+}
+
+// PollIdentityChecks answers POST /internal/jobs/credas-poll (Cloud Scheduler).
+func (s *server) PollIdentityChecks(c *echo.Context) error {
+	ctx := c.Request().Context()
+	svc, err := s.identitySvc()
+	if err != nil {
+		return err
+	}
+	res, err := svc.Poll(ctx, reqInfoFrom(ctx).id)
+	if err != nil {
+		return upstream("Failed to poll identity checks", err)
+	}
+	return c.JSON(http.StatusOK, res)
+}
+
+func deref(p *string) string {
+	if p == nil {
+		return ""
+	}
+	return *p
+}

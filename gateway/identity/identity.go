@@ -1,0 +1,361 @@
+// Package identity runs customers' identity checks with Credas: invite,
+// hosted link, results by webhook (a hint only: results are always re-read
+// from Credas with the API key) and a poll for webhooks that never came.
+package identity
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"crypto/subtle"
+	"encoding/base64"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/url"
+	"strings"
+	"time"
+
+	"github.com/fleetpilot/gateway/gateway/credas"
+	"github.com/fleetpilot/gateway/supabase"
+)
+
+// Errors of the endpoints.
+var (
+	ErrCustomerNotFound = errors.New("identity: customer not found")
+	ErrCheckNotFound    = errors.New("identity: check not found")
+	ErrContactMissing   = errors.New("identity: the customer has no email or phone for this contact mode")
+	ErrCheckClosed      = errors.New("identity: the check is finished")
+	ErrNotReconciled    = errors.New("identity: the check's creation is unconfirmed")
+	ErrProviderRefused  = errors.New("identity: the provider refused the check")
+)
+
+// Provider is the identity-verification service (credas.Client).
+type Provider interface {
+	CreateProcess(ctx context.Context, title, webhookURL string, p credas.Person, c credas.Contact, correlationID string) (credas.Process, error)
+	MagicLink(ctx context.Context, p credas.Process, correlationID string) (string, error)
+	Result(ctx context.Context, p credas.Process, correlationID string) (credas.Outcome, json.RawMessage, error)
+}
+
+// Config of the service.
+type Config struct {
+	// WebhookBaseURL is the gateway's public URL; Credas calls {it}/webhooks/credas.
+	WebhookBaseURL string
+	DefaultContact credas.Contact
+	PollAfter      time.Duration
+	PollBatch      int
+}
+
+// Service runs checks.
+type Service struct {
+	db  *supabase.Client
+	p   Provider
+	cfg Config
+	log *slog.Logger
+	now func() time.Time
+}
+
+// New builds the service.
+func New(cfg Config, db *supabase.Client, p Provider, log *slog.Logger) *Service {
+	if cfg.DefaultContact == "" {
+		cfg.DefaultContact = credas.ContactEmail
+	}
+	if cfg.PollAfter <= 0 {
+		cfg.PollAfter = 6 * time.Hour
+	}
+	if cfg.PollBatch <= 0 {
+		cfg.PollBatch = 200
+	}
+	return &Service{db: db, p: p, cfg: cfg, log: log, now: time.Now}
+}
+
+const table = "identity_checks"
+
+// CheckColumns are the fields of a check the API shows.
+var CheckColumns = []supabase.Column{"id", "customer_id", "provider", "status", "last_checked_at", "completed_at", "created_at", "updated_at"}
+
+var openStatuses = []string{"invited", "pending"}
+
+// Create invites the tenant's customer. The check row exists before Credas
+// is called, so that its webhook URL can name it; a create whose outcome is
+// unknown (timeout, 5xx) is never re-posted but marked needs_reconcile, since
+// a second post could send a second invite. created is false in that case.
+func (s *Service) Create(ctx context.Context, tenant supabase.TenantID, userID, customerID, contact, correlationID string) (_ json.RawMessage, created bool, _ error) {
+	var cust []struct {
+		FullName string  `json:"full_name"`
+		Email    *string `json:"email"`
+		Phone    *string `json:"phone"`
+	}
+	if err := s.db.From(tenant, "customers").Select("full_name", "email", "phone").Eq("id", customerID).Limit(1).Into(ctx, &cust); err != nil {
+		return nil, false, err
+	}
+	if len(cust) == 0 {
+		return nil, false, ErrCustomerNotFound
+	}
+	mode := s.cfg.DefaultContact
+	if contact != "" {
+		mode = credas.Contact(contact)
+	}
+	c := cust[0]
+	if (mode == credas.ContactEmail && deref(c.Email) == "") || (mode == credas.ContactSMS && deref(c.Phone) == "") {
+		return nil, false, ErrContactMissing
+	}
+	token, hash, err := newToken()
+	if err != nil {
+		return nil, false, err
+	}
+	row := supabase.Row{"customer_id": customerID, "provider": "credas", "status": "invited", "webhook_token_hash": hash}
+	if userID != "" {
+		row["created_by"] = userID
+	}
+	ins, err := s.db.From(tenant, table).Select("id").Insert(ctx, row)
+	if err != nil {
+		return nil, false, err
+	}
+	var check struct{ ID string }
+	if err := json.Unmarshal(ins, &check); err != nil {
+		return nil, false, err
+	}
+	first, last, _ := strings.Cut(strings.TrimSpace(c.FullName), " ")
+	hook := s.cfg.WebhookBaseURL + "/webhooks/credas?" + url.Values{"tenant": {tenant.String()}, "check": {check.ID}, "token": {token}}.Encode()
+	proc, perr := s.p.CreateProcess(ctx, "FleetPilot identity check", hook, credas.Person{
+		FirstName: first, Surname: last, Email: deref(c.Email), Phone: deref(c.Phone), Reference: customerID,
+	}, mode, correlationID)
+	upd := supabase.Row{}
+	switch {
+	case perr == nil:
+		upd["provider_reference"], upd["provider_entity_ref"] = proc.ProcessID, proc.EntityID
+	case errors.Is(perr, credas.ErrAmbiguous):
+		s.log.WarnContext(ctx, "credas create outcome unknown; check needs reconciling", "check_id", check.ID, "err", perr)
+		upd["status"] = "needs_reconcile"
+	default:
+		s.log.ErrorContext(ctx, "credas refused the check", "check_id", check.ID, "err", perr)
+		upd["status"], upd["completed_at"] = "error", s.stamp()
+	}
+	out, err := s.db.From(tenant, table).Select(CheckColumns...).Eq("id", check.ID).UpdateOne(ctx, upd)
+	if err != nil {
+		return nil, false, err
+	}
+	if perr != nil && !errors.Is(perr, credas.ErrAmbiguous) {
+		return out, false, fmt.Errorf("%w: %w", ErrProviderRefused, perr)
+	}
+	if _, err := s.db.From(tenant, "customers").Select("id").Eq("id", customerID).UpdateOne(ctx, supabase.Row{"identity_status": "pending"}); err != nil {
+		return nil, false, err
+	}
+	return out, perr == nil, nil
+}
+
+// List returns the customer's checks, newest first.
+func (s *Service) List(ctx context.Context, tenant supabase.TenantID, customerID string, limit, offset int) (supabase.Page, error) {
+	return s.db.From(tenant, table).Select(CheckColumns...).Eq("customer_id", customerID).
+		Order("created_at", true).Limit(limit).Offset(offset).WithCount().List(ctx)
+}
+
+type checkState struct {
+	ID         string  `json:"id"`
+	CustomerID string  `json:"customer_id"`
+	Status     string  `json:"status"`
+	Hash       string  `json:"webhook_token_hash"`
+	ProcessID  *string `json:"provider_reference"`
+	EntityID   *string `json:"provider_entity_ref"`
+}
+
+func (c checkState) process() (credas.Process, bool) {
+	if c.ProcessID == nil || c.EntityID == nil {
+		return credas.Process{}, false
+	}
+	return credas.Process{ProcessID: *c.ProcessID, EntityID: *c.EntityID}, true
+}
+
+func (s *Service) check(ctx context.Context, tenant supabase.TenantID, id string) (checkState, error) {
+	var rows []checkState
+	err := s.db.From(tenant, table).Select("id", "customer_id", "status", "webhook_token_hash", "provider_reference", "provider_entity_ref").
+		Eq("id", id).Limit(1).Into(ctx, &rows)
+	if err != nil {
+		return checkState{}, err
+	}
+	if len(rows) == 0 {
+		return checkState{}, ErrCheckNotFound
+	}
+	return rows[0], nil
+}
+
+// Link returns a fresh 30-minute hosted link for an open check. It is never stored.
+func (s *Service) Link(ctx context.Context, tenant supabase.TenantID, checkID, correlationID string) (string, time.Time, error) {
+	c, err := s.check(ctx, tenant, checkID)
+	if err != nil {
+		return "", time.Time{}, err
+	}
+	if c.Status == "needs_reconcile" {
+		return "", time.Time{}, ErrNotReconciled
+	}
+	p, ok := c.process()
+	if !ok || !contains(openStatuses, c.Status) {
+		return "", time.Time{}, ErrCheckClosed
+	}
+	link, err := s.p.MagicLink(ctx, p, correlationID)
+	if err != nil {
+		return "", time.Time{}, err
+	}
+	return link, s.now().Add(30 * time.Minute), nil
+}
+
+// WebhookOutcome says what a webhook delivery did.
+type WebhookOutcome string
+
+// Webhook outcomes.
+const (
+	WebhookApplied  WebhookOutcome = "applied"
+	WebhookIgnored  WebhookOutcome = "ignored"
+	WebhookDeferred WebhookOutcome = "deferred"
+)
+
+// Webhook handles a Credas process webhook for (tenant, check, token). The
+// token must match the stored hash (constant time); the payload is a hint:
+// the result is re-read from Credas before anything changes. A failed read
+// changes nothing (the poll retries). Duplicates are harmless.
+func (s *Service) Webhook(ctx context.Context, tenantID, checkID, token string, payload []byte, correlationID string) (WebhookOutcome, error) {
+	tenant, err := supabase.ParseTenantID(tenantID)
+	if err != nil || checkID == "" || token == "" {
+		return "", ErrCheckNotFound
+	}
+	c, err := s.check(ctx, tenant, checkID)
+	if err != nil {
+		return "", err
+	}
+	sum := sha256.Sum256([]byte(token))
+	if subtle.ConstantTimeCompare([]byte(hex.EncodeToString(sum[:])), []byte(c.Hash)) != 1 {
+		return "", ErrCheckNotFound
+	}
+	var hint struct {
+		ProcessID string `json:"ProcessId"`
+	}
+	_ = json.Unmarshal(payload, &hint)
+	p, ok := c.process()
+	if !ok || (hint.ProcessID != "" && !strings.EqualFold(hint.ProcessID, p.ProcessID)) {
+		s.log.WarnContext(ctx, "credas webhook for an unknown process", "check_id", c.ID, "process_id", hint.ProcessID)
+		return WebhookIgnored, nil
+	}
+	if !contains(openStatuses, c.Status) {
+		return WebhookIgnored, nil // already settled: a duplicate delivery
+	}
+	outcome, raw, err := s.p.Result(ctx, p, correlationID)
+	if err != nil {
+		s.log.WarnContext(ctx, "credas result fetch failed; the poll will retry", "check_id", c.ID, "err", err)
+		return WebhookDeferred, nil
+	}
+	if err := s.apply(ctx, tenant, c, outcome, raw); err != nil {
+		return "", err
+	}
+	return WebhookApplied, nil
+}
+
+// apply records an outcome on the check and the customer. Only open checks
+// change, so a duplicate or late delivery cannot overwrite a result.
+func (s *Service) apply(ctx context.Context, tenant supabase.TenantID, c checkState, outcome credas.Outcome, raw json.RawMessage) error {
+	now := s.stamp()
+	upd := supabase.Row{"last_checked_at": now}
+	if outcome == credas.Pending {
+		upd["status"] = "pending"
+	} else {
+		upd["status"], upd["result"], upd["completed_at"] = string(outcome), raw, now
+	}
+	_, err := s.db.From(tenant, table).Select("id").Eq("id", c.ID).In("status", openStatuses...).UpdateOne(ctx, upd)
+	if errors.Is(err, supabase.ErrNotFound) {
+		return nil
+	}
+	if err != nil || outcome == credas.Pending {
+		return err
+	}
+	_, err = s.db.From(tenant, "customers").Select("id").Eq("id", c.CustomerID).UpdateOne(ctx, supabase.Row{"identity_status": string(outcome)})
+	if errors.Is(err, supabase.ErrNotFound) {
+		return nil // customer archived meanwhile
+	}
+	return err
+}
+
+// PollResult counts what a poll did.
+type PollResult struct {
+	Checked     int `json:"checked"`
+	Completed   int `json:"completed"`
+	Failed      int `json:"failed"`
+	Unconfirmed int `json:"needs_reconcile"`
+}
+
+// Poll re-reads checks still open PollAfter after their last change, tenant
+// by tenant, so that a lost webhook never leaves a customer pending forever.
+// Checks whose creation is unconfirmed are counted for a human to reconcile.
+func (s *Service) Poll(ctx context.Context, correlationID string) (PollResult, error) {
+	var res PollResult
+	tenants, err := s.db.TenantIDs(ctx)
+	if err != nil {
+		return res, err
+	}
+	cutoff := s.now().Add(-s.cfg.PollAfter).UTC().Format(time.RFC3339Nano)
+	for _, tenant := range tenants {
+		var open []checkState
+		if err := s.db.From(tenant, table).Select("id", "customer_id", "status", "webhook_token_hash", "provider_reference", "provider_entity_ref").
+			In("status", "invited", "pending", "needs_reconcile").Lt("updated_at", cutoff).Order("updated_at", false).
+			Limit(s.cfg.PollBatch-res.Checked).Into(ctx, &open); err != nil {
+			return res, err
+		}
+		for _, c := range open {
+			if c.Status == "needs_reconcile" {
+				res.Unconfirmed++
+				continue
+			}
+			p, ok := c.process()
+			if !ok {
+				res.Unconfirmed++
+				continue
+			}
+			res.Checked++
+			outcome, raw, err := s.p.Result(ctx, p, correlationID)
+			if err != nil {
+				res.Failed++
+				s.log.WarnContext(ctx, "credas poll failed", "tenant_id", tenant.String(), "check_id", c.ID, "err", err)
+				continue
+			}
+			if err := s.apply(ctx, tenant, c, outcome, raw); err != nil {
+				return res, err
+			}
+			if outcome != credas.Pending {
+				res.Completed++
+			}
+		}
+		if res.Checked >= s.cfg.PollBatch {
+			break
+		}
+	}
+	return res, nil
+}
+
+func newToken() (token, hash string, err error) {
+	var b [32]byte
+	if _, err := rand.Read(b[:]); err != nil {
+		return "", "", err
+	}
+	token = base64.RawURLEncoding.EncodeToString(b[:])
+	sum := sha256.Sum256([]byte(token))
+	return token, hex.EncodeToString(sum[:]), nil
+}
+
+func (s *Service) stamp() string { return s.now().UTC().Format(time.RFC3339Nano) }
+
+func deref(p *string) string {
+	if p == nil {
+		return ""
+	}
+	return *p
+}
+
+func contains(vs []string, s string) bool {
+	for _, v := range vs {
+		if v == s {
+			return true
+		}
+	}
+	return false
+}

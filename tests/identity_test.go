@@ -1,0 +1,239 @@
+package tests
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"net/url"
+	"strings"
+	"testing"
+
+	"github.com/jarcoal/httpmock"
+)
+
+const (
+	credasURL = "https://credas.test/api/v2/ci"
+	checkID   = "c1c1c1c1-0000-4000-8000-000000000001"
+)
+
+// onCredas answers method path (under credasURL) and records the request.
+func (u *upstream) onCredas(method, path string, status int, body string) {
+	u.mt.RegisterResponder(method, credasURL+path, func(r *http.Request) (*http.Response, error) {
+		u.record(r)
+		if status == 0 {
+			<-r.Context().Done()
+			return nil, r.Context().Err()
+		}
+		resp := httpmock.NewStringResponse(status, body)
+		resp.Header.Set("Content-Type", "application/json")
+		return resp, nil
+	})
+}
+
+func patches(u *upstream, table string) []captured {
+	var out []captured
+	for _, r := range u.requests() {
+		if r.Method == http.MethodPatch && r.Path == "/rest/v1/"+table {
+			out = append(out, r)
+		}
+	}
+	return out
+}
+
+func TestCreateIdentityCheck(t *testing.T) {
+	tests := []struct {
+		name        string
+		credas      int
+		want        int
+		wantStatus  string
+		wantPending bool
+	}{
+		{"invited", 200, 201, "", true},
+		{"timeout marks needs_reconcile", 0, 202, "needs_reconcile", true},
+		{"refused", 400, 502, "error", false},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			e, up, _ := newApp(t, appOpts{credas: true})
+			up.on(http.MethodGet, "customers", 200, `[{"full_name":"Alice Mary Smith","email":"alice@example.com","phone":null}]`)
+			up.on(http.MethodPost, "identity_checks", 201, `{"id":"`+checkID+`"}`)
+			up.on(http.MethodPatch, "identity_checks", 200, `{"id":"`+checkID+`","status":"invited"}`)
+			up.on(http.MethodPatch, "customers", 200, `{"id":"`+customerID+`"}`)
+			up.onCredas(http.MethodPost, "/processes", tc.credas, `{"processId":"p-1","processEntities":[{"entityId":"e-1"}]}`)
+			rec := call(e, http.MethodPost, "/customers/"+customerID+"/identity-checks", tokenFor(t, tenantA), nil)
+			wantStatus(t, rec, tc.want)
+			if n := count(up, http.MethodPost, "/api/v2/ci/processes"); n != 1 {
+				t.Fatalf("Credas create posted %d times", n)
+			}
+			var ins map[string]any
+			var hook string
+			for _, r := range up.requests() {
+				switch {
+				case r.Method == http.MethodPost && r.Path == "/rest/v1/identity_checks":
+					_ = json.Unmarshal([]byte(r.Body), &ins)
+				case r.Path == "/api/v2/ci/processes":
+					var b map[string]any
+					_ = json.Unmarshal([]byte(r.Body), &b)
+					hook, _ = b["webhookUrl"].(string)
+					ent := b["processEntities"].([]any)[0].(map[string]any)
+					if ent["firstName"] != "Alice" || ent["surname"] != "Mary Smith" || r.Header.Get("X-API-KEY") != "credas-key" {
+						t.Errorf("credas body %s", r.Body)
+					}
+				}
+			}
+			if ins["tenant_id"] != tenantA || ins["status"] != "invited" || ins["customer_id"] != customerID {
+				t.Errorf("check row %v", ins)
+			}
+			// The webhook URL names tenant and check and carries a token whose hash (only) is stored.
+			u, err := url.Parse(hook)
+			if err != nil || u.Host != "gw.example" || u.Path != "/webhooks/credas" || u.Query().Get("tenant") != tenantA || u.Query().Get("check") != checkID {
+				t.Fatalf("webhook URL %q", hook)
+			}
+			sum := sha256.Sum256([]byte(u.Query().Get("token")))
+			if ins["webhook_token_hash"] != hex.EncodeToString(sum[:]) || strings.Contains(fmt.Sprint(ins), u.Query().Get("token")) {
+				t.Errorf("stored %v for token %s", ins["webhook_token_hash"], u.Query().Get("token"))
+			}
+			upd := patches(up, "identity_checks")
+			var body map[string]any
+			_ = json.Unmarshal([]byte(upd[0].Body), &body)
+			if tc.wantStatus == "" && (body["provider_reference"] != "p-1" || body["provider_entity_ref"] != "e-1") {
+				t.Errorf("refs patch %v", body)
+			}
+			if tc.wantStatus != "" && body["status"] != tc.wantStatus {
+				t.Errorf("status patch %v, want %s", body, tc.wantStatus)
+			}
+			cust := patches(up, "customers")
+			if tc.wantPending != (len(cust) == 1 && strings.Contains(cust[0].Body, `"pending"`) && cust[0].Query.Get("tenant_id") == "eq."+tenantA) {
+				t.Errorf("customer patches %v", cust)
+			}
+		})
+	}
+}
+
+func TestCreateIdentityCheckRefusals(t *testing.T) {
+	e, up, _ := newApp(t, appOpts{credas: true})
+	up.on(http.MethodGet, "customers", 200, `[]`)
+	rec := call(e, http.MethodPost, "/customers/"+customerID+"/identity-checks", tokenFor(t, tenantA), `{"contact":"sms"}`)
+	wantStatus(t, rec, 404)
+	wantJSON(t, rec, `{"detail":"Customer not found"}`)
+
+	e, up, _ = newApp(t, appOpts{credas: true})
+	up.on(http.MethodGet, "customers", 200, `[{"full_name":"Bob","email":"b@example.com","phone":null}]`)
+	rec = call(e, http.MethodPost, "/customers/"+customerID+"/identity-checks", tokenFor(t, tenantA), `{"contact":"sms"}`)
+	wantStatus(t, rec, 422)
+	if count(up, http.MethodPost, "/") != 0 {
+		t.Error("something was created")
+	}
+	e, _, _ = newApp(t, appOpts{})
+	wantStatus(t, call(e, http.MethodPost, "/customers/"+customerID+"/identity-checks", tokenFor(t, tenantA), nil), 503)
+}
+
+// webhookWorld is a stored check with token "tok" and process p-1.
+func webhookWorld(up *upstream, status string) {
+	sum := sha256.Sum256([]byte("tok"))
+	up.on(http.MethodGet, "identity_checks", 200, fmt.Sprintf(`[{"id":%q,"customer_id":%q,"status":%q,"webhook_token_hash":%q,"provider_reference":"p-1","provider_entity_ref":"e-1"}]`,
+		checkID, customerID, status, hex.EncodeToString(sum[:])))
+	up.on(http.MethodPatch, "identity_checks", 200, `{"id":"`+checkID+`"}`)
+	up.on(http.MethodPatch, "customers", 200, `{"id":"`+customerID+`"}`)
+}
+
+func webhook(e http.Handler, tenant, check, token, body string) (int, string) {
+	q := url.Values{"tenant": {tenant}, "check": {check}, "token": {token}}
+	req, _ := http.NewRequest(http.MethodPost, "/webhooks/credas?"+q.Encode(), strings.NewReader(body))
+	req.Header.Set("Content-Type", "application/json")
+	rec := newRecorder()
+	e.ServeHTTP(rec, req)
+	return rec.Code, strings.TrimSpace(rec.Body.String())
+}
+
+func TestCredasWebhook(t *testing.T) {
+	const complete = `{"ProcessId":"p-1","ClientId":"c","Status":2,"StatusDescription":"The process is complete"}`
+	tests := []struct {
+		name                string
+		status              string
+		token, tenant, body string
+		details             int
+		want                int
+		wantBody            string
+		wantFetch           bool
+		wantCheck, wantCust string
+	}{
+		{"passed", "invited", "tok", tenantA, complete, 200, 200, `{"status":"applied"}`, true, "passed", "passed"},
+		{"wrong token", "invited", "nope", tenantA, complete, 200, 404, `{"detail":"Not Found"}`, false, "", ""},
+		{"other tenant in the URL", "invited", "tok", tenantB, complete, 200, 404, `{"detail":"Not Found"}`, false, "", ""},
+		{"unknown process", "invited", "tok", tenantA, `{"ProcessId":"p-999","Status":2}`, 200, 200, `{"status":"ignored"}`, false, "", ""},
+		{"duplicate delivery", "passed", "tok", tenantA, complete, 200, 200, `{"status":"ignored"}`, false, "", ""},
+		{"result fetch fails", "pending", "tok", tenantA, complete, 503, 202, `{"status":"deferred"}`, true, "", ""},
+		{"garbage payload is only a hint", "invited", "tok", tenantA, `not json`, 200, 200, `{"status":"applied"}`, true, "passed", "passed"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			e, up, _ := newApp(t, appOpts{credas: true})
+			if tc.tenant == tenantA {
+				webhookWorld(up, tc.status)
+			} else {
+				up.on(http.MethodGet, "identity_checks", 200, `[]`)
+			}
+			up.onCredas(http.MethodGet, "/processes/p-1/details", tc.details, `{"status":2}`)
+			up.onCredas(http.MethodGet, "/entities/e-1/summary", 200, `{"overallResult":"Pass"}`)
+			status, body := webhook(e, tc.tenant, checkID, tc.token, tc.body)
+			if status != tc.want || body != tc.wantBody {
+				t.Fatalf("answer %d %s, want %d %s", status, body, tc.want, tc.wantBody)
+			}
+			if got := count(up, http.MethodGet, "/api/v2/ci/processes/p-1/details") > 0; got != tc.wantFetch {
+				t.Errorf("fetched result = %v, want %v", got, tc.wantFetch)
+			}
+			checks, custs := patches(up, "identity_checks"), patches(up, "customers")
+			if tc.wantCheck == "" {
+				if len(checks)+len(custs) != 0 {
+					t.Errorf("state changed: %v %v", checks, custs)
+				}
+				return
+			}
+			if len(checks) != 1 || !strings.Contains(checks[0].Body, `"status":"`+tc.wantCheck+`"`) || checks[0].Query.Get("status") != `in.("invited","pending")` ||
+				checks[0].Query.Get("tenant_id") != "eq."+tenantA {
+				t.Errorf("check patch %v", checks)
+			}
+			if len(custs) != 1 || custs[0].Body != `{"identity_status":"`+tc.wantCust+`"}` || custs[0].Query.Get("id") != "eq."+customerID {
+				t.Errorf("customer patch %v", custs)
+			}
+		})
+	}
+}
+
+func TestIdentityLinkAndPoll(t *testing.T) {
+	e, up, _ := newApp(t, appOpts{credas: true})
+	webhookWorld(up, "invited")
+	up.onCredas(http.MethodGet, "/processes/p-1/entities/e-1/magic-link", 200, `"https://portal.credas.test/ml/xyz"`)
+	rec := call(e, http.MethodGet, "/identity-checks/"+checkID+"/link", tokenFor(t, tenantA), nil)
+	wantStatus(t, rec, 200)
+	var link map[string]string
+	_ = json.Unmarshal(rec.Body.Bytes(), &link)
+	if link["url"] != "https://portal.credas.test/ml/xyz" || link["expires_at"] == "" {
+		t.Errorf("link %v", link)
+	}
+	if len(patches(up, "identity_checks")) != 0 {
+		t.Error("the link was stored")
+	}
+
+	e, up, _ = newApp(t, appOpts{credas: true})
+	up.on(http.MethodGet, "tenants", 200, `[{"id":"`+tenantA+`"}]`)
+	webhookWorld(up, "pending")
+	up.onCredas(http.MethodGet, "/processes/p-1/details", 200, `{"status":2}`)
+	up.onCredas(http.MethodGet, "/entities/e-1/summary", 200, `{"overallResult":"Refer"}`)
+	req, _ := http.NewRequest(http.MethodPost, "/internal/jobs/credas-poll", nil)
+	req.Header.Set("X-Internal-Secret", internalKey)
+	rec = newRecorder()
+	e.ServeHTTP(rec, req)
+	wantStatus(t, rec, 200)
+	wantJSON(t, rec, `{"checked":1,"completed":1,"failed":0,"needs_reconcile":0}`)
+	list := up.requests()[1]
+	if list.Query.Get("tenant_id") != "eq."+tenantA || !strings.HasPrefix(list.Query.Get("updated_at"), "lt.") {
+		t.Errorf("poll query %v", list.Query)
+	}
+	if c := patches(up, "customers"); len(c) != 1 || c[0].Body != `{"identity_status":"refer"}` {
+		t.Errorf("customer patch %v", c)
+	}
+}
