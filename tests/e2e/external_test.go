@@ -1,0 +1,161 @@
+package e2e
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/fleetpilot/gateway/gateway"
+	"github.com/fleetpilot/gateway/gateway/credas"
+	"github.com/fleetpilot/gateway/gateway/dvla"
+	fleetsvc "github.com/fleetpilot/gateway/gateway/fleet"
+	"github.com/fleetpilot/gateway/gateway/identity"
+	"github.com/fleetpilot/gateway/supabase"
+)
+
+// externalGateway is the gateway against the stack with DVLA and Credas at
+// the given httptest servers.
+func externalGateway(t *testing.T, dvlaURL, credasURL string) *httptest.Server {
+	t.Helper()
+	cfg, err := gateway.LoadConfig(map[string]string{
+		"APP_ENV": "development", "SUPABASE_URL": stack.APIURL, "SUPABASE_SERVICE_KEY": secretKey(),
+		"INTERNAL_SECRET": "e2e-internal-secret-0123456789abcdef",
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	log := slog.New(slog.NewJSONHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	hc := supabase.NewHTTPClient()
+	db := supabase.New(supabase.Config{URL: cfg.SupabaseURL, ServiceKey: cfg.SupabaseServiceKey}, hc)
+	v, err := supabase.NewVerifier(t.Context(), supabase.VerifierConfig{JWKSURL: cfg.JWKSURL(), Issuer: cfg.JWTIssuer()}, hc, log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dc, err := dvla.New(dvla.Config{APIKey: "k", BaseURL: dvlaURL}, http.DefaultClient)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cache := dvla.NewCache(dc, time.Hour, time.Minute, 100)
+	cc, err := credas.New(credas.Config{BaseURL: credasURL, APIKey: "k", JourneyID: "j", ActorID: 1}, http.DefaultClient)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e, err := gateway.New(cfg, gateway.Deps{Logger: log, DB: db, Verifier: v,
+		Vehicles: struct {
+			*dvla.Cache
+			*fleetsvc.Service
+		}{cache, fleetsvc.New(fleetsvc.Config{Rate: 100}, db, cache, log)},
+		Identity: identity.New(identity.Config{WebhookBaseURL: "https://gw.example"}, db, cc, log),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(e)
+	t.Cleanup(srv.Close)
+	return srv
+}
+
+// TestDVLARefreshWritesColumns: a refresh stores DVLA's answer in the real database.
+func TestDVLARefreshWritesColumns(t *testing.T) {
+	needStack(t)
+	var calls atomic.Int32
+	dvlaSrv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		calls.Add(1)
+		var in struct{ RegistrationNumber string }
+		_ = json.NewDecoder(r.Body).Decode(&in)
+		fmt.Fprintf(w, `{"registrationNumber":%q,"taxStatus":"Taxed","taxDueDate":"2027-04-01","motStatus":"Valid","motExpiryDate":"2027-02-01",
+			"make":"VAUXHALL","colour":"RED","yearOfManufacture":2023,"fuelType":"ELECTRICITY"}`, in.RegistrationNumber)
+	}))
+	defer dvlaSrv.Close()
+	gw := externalGateway(t, dvlaSrv.URL, "https://credas.invalid")
+	f := newFleet(t)
+	r := do(t, gw.URL, http.MethodPost, "/vehicles/"+f.Vehicle+"/dvla-refresh", f.token(t), "")
+	want(t, r, 200)
+	v := row(t, "vehicles", f.Vehicle)
+	for k, want := range map[string]any{"make": "VAUXHALL", "colour": "RED", "fuel_type": "ELECTRICITY", "year_of_manufacture": float64(2023),
+		"tax_status": "Taxed", "tax_due_date": "2027-04-01", "mot_status": "Valid", "mot_expiry_date": "2027-02-01"} {
+		if v[k] != want {
+			t.Errorf("%s = %v, want %v", k, v[k], want)
+		}
+	}
+	if v["dvla_checked_at"] == nil {
+		t.Error("dvla_checked_at not set")
+	}
+	// Another tenant cannot refresh it.
+	want(t, do(t, gw.URL, http.MethodPost, "/vehicles/"+f.Vehicle+"/dvla-refresh", newFleet(t).token(t), ""), 404)
+	if calls.Load() != 1 {
+		t.Errorf("DVLA calls = %d", calls.Load())
+	}
+}
+
+// TestIdentityCheckCompletes: invite, then Credas' webhook flips the
+// customer's identity status once the result is re-read.
+func TestIdentityCheckCompletes(t *testing.T) {
+	needStack(t)
+	var hook atomic.Value
+	credasSrv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		switch {
+		case r.Method == http.MethodPost && r.URL.Path == "/processes":
+			var b map[string]any
+			raw, _ := io.ReadAll(r.Body)
+			_ = json.Unmarshal(raw, &b)
+			hook.Store(b["webhookUrl"].(string))
+			fmt.Fprint(w, `{"processId":"proc-42","processEntities":[{"entityId":"ent-42"}]}`)
+		case r.URL.Path == "/processes/proc-42/details":
+			fmt.Fprint(w, `{"status":2,"statusDescription":"The process is complete"}`)
+		case r.URL.Path == "/entities/ent-42/summary":
+			fmt.Fprint(w, `{"overallResult":"Pass","livenessResult":"Pass"}`)
+		default:
+			http.NotFound(w, r)
+		}
+	}))
+	defer credasSrv.Close()
+	gw := externalGateway(t, "https://dvla.invalid", credasSrv.URL)
+	f := newFleet(t)
+	exec(t, `update customers set email = 'c@example.com' where id = $1`, f.Customer)
+
+	r := do(t, gw.URL, http.MethodPost, "/customers/"+f.Customer+"/identity-checks", f.token(t), "")
+	want(t, r, 201)
+	var check struct{ ID, Status string }
+	r.json(t, &check)
+	if row(t, "customers", f.Customer)["identity_status"] != "pending" {
+		t.Fatal("customer not pending")
+	}
+	u, _ := url.Parse(hook.Load().(string))
+	path := "/webhooks/credas?" + u.RawQuery
+	// A forged token changes nothing.
+	bad := strings.Replace(path, "token=", "token=x", 1)
+	want(t, do(t, gw.URL, http.MethodPost, bad, "", `{"ProcessId":"proc-42","Status":2}`), 404)
+	if row(t, "customers", f.Customer)["identity_status"] != "pending" {
+		t.Fatal("forged webhook changed the customer")
+	}
+	r = do(t, gw.URL, http.MethodPost, path, "", `{"ProcessId":"proc-42","Status":2}`)
+	want(t, r, 200)
+	if got := row(t, "customers", f.Customer)["identity_status"]; got != "passed" {
+		t.Errorf("identity_status = %v", got)
+	}
+	c := row(t, "identity_checks", check.ID)
+	if c["status"] != "passed" || c["completed_at"] == nil || c["result"] == nil {
+		t.Errorf("check = %v", c)
+	}
+	// A duplicate delivery is harmless.
+	r = do(t, gw.URL, http.MethodPost, path, "", `{"ProcessId":"proc-42","Status":2}`)
+	want(t, r, 200)
+	if r.Body != `{"status":"ignored"}` {
+		t.Errorf("duplicate: %s", r.Body)
+	}
+	var n int
+	_ = db.QueryRow(context.Background(), `select count(*) from identity_checks where customer_id = $1`, f.Customer).Scan(&n)
+	if n != 1 {
+		t.Errorf("%d checks", n)
+	}
+}
