@@ -19,7 +19,7 @@ type TokenVerifier interface {
 // requireUser authenticates the Bearer token and records the principal for
 // principalFrom. Every failure is the same 401, so the answer tells an
 // attacker nothing; the reason goes to the log.
-func requireUser(v TokenVerifier) echo.MiddlewareFunc {
+func requireUser(v TokenVerifier, perTenant *limiter) echo.MiddlewareFunc {
 	return func(next echo.HandlerFunc) echo.HandlerFunc {
 		return func(c *echo.Context) error {
 			ctx := c.Request().Context()
@@ -35,6 +35,9 @@ func requireUser(v TokenVerifier) echo.MiddlewareFunc {
 			}
 			ri := reqInfoFrom(ctx)
 			ri.principal, ri.authed, ri.logger = p, true, nil
+			if ok, wait := perTenant.allow(p.Tenant.String()); !ok {
+				return tooManyRequests(wait)
+			}
 			return next(c)
 		}
 	}

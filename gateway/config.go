@@ -32,6 +32,18 @@ type Config struct {
 	RequestTimeout time.Duration `env:"REQUEST_TIMEOUT" envDefault:"30s"`
 	GCPProjectID   string        `env:"GCP_PROJECT_ID"`
 
+	// Rate limits (token buckets, per instance). 0 turns a limit off.
+	RateLimitTenantPerSecond float64 `env:"RATE_LIMIT_TENANT_PER_SECOND" envDefault:"50"`
+	RateLimitTenantBurst     int     `env:"RATE_LIMIT_TENANT_BURST" envDefault:"200"`
+	RateLimitIPPerSecond     float64 `env:"RATE_LIMIT_IP_PER_SECOND" envDefault:"100"`
+	RateLimitIPBurst         int     `env:"RATE_LIMIT_IP_BURST" envDefault:"400"`
+	// TrustProxyHeaders takes the client IP from the last X-Forwarded-For entry
+	// (set it behind Cloud Run's front end, never when clients reach the gateway directly).
+	TrustProxyHeaders bool `env:"TRUST_PROXY_HEADERS" envDefault:"false"`
+	// SupabaseJWTRequireIssuer refuses tokens without iss. Only development may
+	// turn it off (load tests with minimal tokens); a wrong iss is always refused.
+	SupabaseJWTRequireIssuer bool `env:"SUPABASE_JWT_REQUIRE_ISSUER" envDefault:"true"`
+
 	// Documents (Google Cloud Storage). Without a key or a signer email the
 	// document endpoints answer 503.
 	GCSBucket             string        `env:"GCS_BUCKET" envDefault:"saas-rental-492618-documents"`
@@ -234,6 +246,12 @@ func (c Config) validate(parseFailed bool) []string {
 	}
 	if !parseFailed && c.CredasPollAfter < time.Minute {
 		p = append(p, "CREDAS_POLL_AFTER: must be at least 1m")
+	}
+	if !c.SupabaseJWTRequireIssuer && c.Production() {
+		p = append(p, "SUPABASE_JWT_REQUIRE_ISSUER: may only be false with APP_ENV=development")
+	}
+	if !parseFailed && (c.RateLimitTenantPerSecond < 0 || c.RateLimitIPPerSecond < 0 || c.RateLimitTenantBurst < 0 || c.RateLimitIPBurst < 0) {
+		p = append(p, "RATE_LIMIT_*: must not be negative")
 	}
 	if !parseFailed && c.SupabaseTimeout <= 0 {
 		p = append(p, "SUPABASE_TIMEOUT: must be positive, such as 10s")

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"strings"
 	"time"
 
 	"github.com/labstack/echo/v5"
@@ -84,10 +85,14 @@ func New(cfg Config, deps Deps) (*echo.Echo, error) {
 	}
 	e.Use(limitBody(cfg.MaxBodyBytes))
 
-	guards, err := operationGuards(map[string]echo.MiddlewareFunc{
-		"bearerAuth":     requireUser(deps.Verifier),
-		"internalSecret": requireInternal(cfg.InternalSecret),
-	})
+	// Per-IP limit first, then the token, then the per-tenant limit. Internal
+	// endpoints (Cloud Tasks, Cloud Scheduler) are not limited.
+	byIP := limitByIP(newLimiter(cfg.RateLimitIPPerSecond, cfg.RateLimitIPBurst), cfg.TrustProxyHeaders)
+	user := requireUser(deps.Verifier, newLimiter(cfg.RateLimitTenantPerSecond, cfg.RateLimitTenantBurst))
+	guards, err := operationGuards(map[string][]echo.MiddlewareFunc{
+		"bearerAuth":     {byIP, user},
+		"internalSecret": {requireInternal(cfg.InternalSecret)},
+	}, byIP)
 	if err != nil {
 		return nil, err
 	}
@@ -99,7 +104,7 @@ func New(cfg Config, deps Deps) (*echo.Echo, error) {
 // document's security requirements. Operations inherit the document default
 // (bearerAuth), so a new route is authenticated unless the document says
 // "security: []"; an unknown scheme stops start-up.
-func operationGuards(schemes map[string]echo.MiddlewareFunc) (map[string][]echo.MiddlewareFunc, error) {
+func operationGuards(schemes map[string][]echo.MiddlewareFunc, public echo.MiddlewareFunc) (map[string][]echo.MiddlewareFunc, error) {
 	ops, err := api.Operations()
 	if err != nil {
 		return nil, err
@@ -114,7 +119,11 @@ func operationGuards(schemes map[string]echo.MiddlewareFunc) (map[string][]echo.
 			if !ok {
 				return nil, fmt.Errorf("gateway: %s uses unknown security scheme %q", op.ID, name)
 			}
-			guards[op.ID] = append(guards[op.ID], m)
+			guards[op.ID] = append(guards[op.ID], m...)
+		}
+		if len(op.Security) == 0 && strings.HasPrefix(op.Path, "/webhooks/") {
+			// Public, but it does work per call: limited per IP like user routes.
+			guards[op.ID] = append(guards[op.ID], public)
 		}
 	}
 	return guards, nil

@@ -219,3 +219,23 @@ func TestAuthCacheHonoursExpiry(t *testing.T) {
 		t.Fatal("expired token accepted from the cache")
 	}
 }
+
+// TestAuthIssuerOptional: with AllowMissingIssuer (development only), a token
+// without iss passes, and a wrong iss still fails.
+func TestAuthIssuerOptional(t *testing.T) {
+	v, err := supabase.NewVerifier(t.Context(), supabase.VerifierConfig{JWTSecret: jwtSecret, Issuer: testConfig().JWTIssuer(), AllowMissingIssuer: true},
+		nil, gateway.NewLogger(&syncBuffer{}, "error"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := v.Verify(t.Context(), hs256(t, with(claims(tenantA), "iss", nil), jwtSecret)); err != nil {
+		t.Errorf("no iss refused: %v", err)
+	}
+	if _, err := v.Verify(t.Context(), hs256(t, with(claims(tenantA), "iss", "https://evil.supabase.co/auth/v1"), jwtSecret)); err == nil {
+		t.Error("wrong iss accepted")
+	}
+	strict, _ := supabase.NewVerifier(t.Context(), supabase.VerifierConfig{JWTSecret: jwtSecret, Issuer: testConfig().JWTIssuer()}, nil, gateway.NewLogger(&syncBuffer{}, "error"))
+	if _, err := strict.Verify(t.Context(), hs256(t, with(claims(tenantA), "iss", nil), jwtSecret)); err == nil {
+		t.Error("no iss accepted by default")
+	}
+}

@@ -57,6 +57,7 @@ func Build(ctx context.Context, cfg gateway.Config, log *slog.Logger, o Options)
 	db := supabase.New(supabase.Config{URL: cfg.SupabaseURL, ServiceKey: cfg.SupabaseServiceKey, Timeout: cfg.SupabaseTimeout}, hc)
 	verifier, err := supabase.NewVerifier(ctx, supabase.VerifierConfig{
 		JWTSecret: cfg.SupabaseJWTSecret, JWKSURL: cfg.JWKSURL(), Issuer: cfg.JWTIssuer(),
+		AllowMissingIssuer: !cfg.SupabaseJWTRequireIssuer,
 	}, hc, log)
 	if err != nil {
 		return nil, err
