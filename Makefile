@@ -9,7 +9,7 @@ POSTGREST_SHA256  := 0af68afe747ce09964f29e7c872e77b038aec483a8f3923c20850e85044
 POSTGREST         := .local/tools/postgrest-12.0.2/postgrest
 export POSTGREST_BIN := $(abspath $(POSTGREST))
 
-.PHONY: run test test-short generate bench fuzz reset lint tools postgres postgrest
+.PHONY: run test test-short generate bench loadtest fuzz reset lint tools postgres postgrest
 
 ## run: the gateway; with no .env, the whole local stack (PostgreSQL, PostgREST, GCS emulator) around it
 run: tools
@@ -33,15 +33,24 @@ test-short:
 generate:
 	cd gateway/api && $(GO) tool oapi-codegen -config cfg.yaml openapi.yaml
 
-## bench: Go benchmarks of the hot path, with allocations
+## bench: Go benchmarks of the hot path (end to end, JWT, query building), with allocations
 bench:
 	$(GO) test -run '^$$' -bench . -benchmem ./tests/ ./supabase/
+
+## loadtest: the shared loopback harness (needs wrk, nginx, python3-fastapi...; see docs/performance.md)
+loadtest:
+	CGO_ENABLED=0 $(GO) build -o bin/gateway ./cmd/gateway
+	GATEWAY_CMD="env APP_ENV=development SUPABASE_JWT_REQUIRE_ISSUER=false RATE_LIMIT_TENANT_PER_SECOND=1000000 RATE_LIMIT_IP_PER_SECOND=1000000 $(CURDIR)/bin/gateway" \
+		../shared/bench/run.sh
 
 ## fuzz: each fuzz target for a bounded time
 FUZZTIME ?= 20s
 fuzz:
+	$(GO) test -run '^$$' -fuzz '^FuzzVerify$$' -fuzztime $(FUZZTIME) ./supabase/
 	$(GO) test -run '^$$' -fuzz '^FuzzQuoteValue$$' -fuzztime $(FUZZTIME) ./supabase/
 	$(GO) test -run '^$$' -fuzz '^FuzzEqValue$$' -fuzztime $(FUZZTIME) ./supabase/
+	$(GO) test -run '^$$' -fuzz '^FuzzIncidentBody$$' -fuzztime $(FUZZTIME) ./tests/
+	$(GO) test -run '^$$' -fuzz '^FuzzObjectPath$$' -fuzztime $(FUZZTIME) ./gateway/gcs/
 
 ## reset: wipe the local stack's data (.local/data)
 reset:

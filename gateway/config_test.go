@@ -2,6 +2,7 @@ package gateway
 
 import (
 	"strings"
+	"sync"
 	"testing"
 	"time"
 )
@@ -71,3 +72,32 @@ func merge(a, b map[string]string) map[string]string {
 	}
 	return a
 }
+
+func TestLogWriter(t *testing.T) {
+	var out strings.Builder
+	var mu sync.Mutex
+	w := writerFunc(func(p []byte) (int, error) { mu.Lock(); defer mu.Unlock(); return out.Write(p) })
+	lw := NewLogWriter(w, time.Hour)
+	log := NewLogger(lw, "info")
+	log.Info("one")
+	mu.Lock()
+	if out.Len() != 0 {
+		t.Error("info line written at once")
+	}
+	mu.Unlock()
+	log.Error("two")
+	mu.Lock()
+	if !strings.Contains(out.String(), `"message":"one"`) || !strings.Contains(out.String(), `"severity":"ERROR"`) {
+		t.Errorf("an error line did not flush: %q", out.String())
+	}
+	mu.Unlock()
+	log.Warn("three")
+	_ = lw.Close()
+	if !strings.Contains(out.String(), `"severity":"WARNING","message":"three"`) {
+		t.Errorf("Close did not flush: %q", out.String())
+	}
+}
+
+type writerFunc func([]byte) (int, error)
+
+func (f writerFunc) Write(p []byte) (int, error) { return f(p) }

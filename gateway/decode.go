@@ -114,6 +114,11 @@ func (b *jsonBody) str(name string, required, nullable bool, minLen, maxLen int)
 		b.fail(name, "Input should be a valid string", "string_type")
 		return "", false
 	}
+	if strings.IndexByte(s, 0) >= 0 {
+		// PostgreSQL text cannot hold NUL: refuse it here rather than fail upstream.
+		b.fail(name, "String should not contain NUL characters", "string_pattern_mismatch")
+		return "", false
+	}
 	n := len([]rune(s))
 	if n < minLen {
 		b.fail(name, fmt.Sprintf("String should have at least %d character%s", minLen, plural(minLen)), "string_too_short")

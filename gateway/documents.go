@@ -236,11 +236,7 @@ func (s *server) ListDocuments(c *echo.Context, p api.ListDocumentsParams) error
 	if err := v.orNil(); err != nil {
 		return err
 	}
-	page, err := q.List(ctx)
-	if err != nil {
-		return upstream("Failed to fetch documents", err)
-	}
-	return writePage(c, page)
+	return streamPage(c, q, "Failed to fetch documents")
 }
 
 // GetDocument answers GET /documents/{id}.

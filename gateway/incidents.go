@@ -2,6 +2,7 @@ package gateway
 
 import (
 	"errors"
+	"io"
 	"net/http"
 	"strconv"
 	"sync"
@@ -54,11 +55,7 @@ func (s *server) ListIncidents(c *echo.Context, p api.ListIncidentsParams) error
 	if err := v.orNil(); err != nil {
 		return err
 	}
-	page, err := q.List(ctx)
-	if err != nil {
-		return upstream("Failed to fetch incidents", err)
-	}
-	return writePage(c, page)
+	return streamPage(c, q, "Failed to fetch incidents")
 }
 
 // GetIncident answers GET /incidents/{id}.
@@ -279,6 +276,25 @@ func pageParams(v *ValidationError, limitP, offsetP *int) (int, int) {
 		}
 	}
 	return limit, offset
+}
+
+// streamPage copies PostgREST's list straight to the client, with the total
+// in X-Total-Count. If the upstream fails after the first byte, the answer is
+// already committed: the error is logged and the client sees a cut body.
+func streamPage(c *echo.Context, q *supabase.Query, detail string) error {
+	err := q.Stream(c.Request().Context(), func(total int) io.Writer {
+		h := c.Response().Header()
+		if total >= 0 {
+			h.Set("X-Total-Count", strconv.Itoa(total))
+		}
+		h.Set(echo.HeaderContentType, echo.MIMEApplicationJSON)
+		c.Response().WriteHeader(http.StatusOK)
+		return c.Response()
+	})
+	if err != nil {
+		return upstream(detail, err)
+	}
+	return nil
 }
 
 // writePage passes a list through and reports the total in X-Total-Count.

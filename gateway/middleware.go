@@ -31,7 +31,11 @@ func requestContext(base *slog.Logger, projectID string, timeout time.Duration) 
 			}
 			c.Response().Header().Set(headerRequestID, id)
 			ri := &reqInfo{id: id, base: base, trace: traceAttrs(req.Header.Get("X-Cloud-Trace-Context"), projectID)}
-			ctx, cancel := context.WithTimeout(req.Context(), timeout)
+			// The deadline bounds the request, but a client that goes away does not
+			// abort upstream calls mid-answer: they finish within the deadline, so
+			// their pooled connections survive (an aborted answer closes its
+			// connection) and writes are never cut halfway by a disconnect.
+			ctx, cancel := context.WithTimeout(context.WithoutCancel(req.Context()), timeout)
 			defer cancel()
 			c.SetRequest(req.WithContext(withReqInfo(ctx, ri)))
 

@@ -11,9 +11,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"math/rand/v2"
 	"net/http"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/go-resty/resty/v2"
@@ -41,6 +43,7 @@ type Client struct {
 	bearer    string // "" for sb_secret_ keys, which go in apikey only
 	timeout   time.Duration
 	retryWait time.Duration
+	bufs      sync.Pool // *[]byte buffers that streamed answers are copied through
 }
 
 // New builds a client over hc, whose transport should keep connections alive
@@ -56,6 +59,7 @@ func New(cfg Config, hc *http.Client) *Client {
 		timeout:   cfg.Timeout,
 		retryWait: cfg.RetryWait,
 	}
+	c.bufs.New = func() any { b := make([]byte, 32<<10); return &b }
 	if !strings.HasPrefix(cfg.ServiceKey, "sb_secret_") {
 		// Legacy service_role JWT: Supabase expects it in both headers.
 		c.bearer = "Bearer " + cfg.ServiceKey
@@ -85,7 +89,7 @@ func NewHTTPClient() *http.Client {
 
 // Ping checks that PostgREST answers and reaches the database.
 func (c *Client) Ping(ctx context.Context) error {
-	res, err := c.send(ctx, request{method: http.MethodGet, table: "tenants", query: "select=id&limit=1"})
+	res, err := c.send(ctx, request{method: http.MethodGet, table: "tenants", query: "select=id&limit=1", prefer: preferRepr})
 	if err != nil {
 		return err
 	}
@@ -144,7 +148,60 @@ func (c *Client) send(ctx context.Context, r request) (response, error) {
 }
 
 func (c *Client) once(ctx context.Context, r request) (response, error) {
+	resp, err := c.execute(ctx, r, false)
+	if err != nil {
+		return response{}, err
+	}
+	return response{status: resp.StatusCode(), header: resp.Header(), body: resp.Body()}, nil
+}
+
+// stream performs a read like send, but hands the successful answer's body
+// to consume unread, within the call's deadline, instead of holding it in
+// memory. Failed answers are read and returned as for send.
+func (c *Client) stream(ctx context.Context, r request, consume func(status int, header http.Header, body io.Reader) error) (response, error) {
+	ctx, cancel := context.WithTimeout(ctx, c.timeout)
+	defer cancel()
+	var lastErr error
+	for i := 0; i < 3; i++ {
+		if i > 0 {
+			if err := sleep(ctx, backoff(c.retryWait, i)); err != nil {
+				break
+			}
+		}
+		resp, err := c.execute(ctx, r, true)
+		if err != nil {
+			lastErr = fmt.Errorf("%w: %s %s: %w", ErrUnavailable, r.method, r.table, err)
+			if ctx.Err() != nil {
+				return response{}, lastErr
+			}
+			continue
+		}
+		raw := resp.RawBody()
+		status := resp.StatusCode()
+		if status == http.StatusOK || status == http.StatusPartialContent {
+			err := consume(status, resp.Header(), raw)
+			raw.Close()
+			if err != nil {
+				return response{}, fmt.Errorf("%w: %s %s: reading the answer: %w", ErrUnavailable, r.method, r.table, err)
+			}
+			return response{status: status, header: resp.Header()}, nil
+		}
+		body, _ := io.ReadAll(io.LimitReader(raw, 1<<20))
+		raw.Close()
+		res := response{status: status, header: resp.Header(), body: body}
+		if status != http.StatusBadGateway && status != http.StatusServiceUnavailable && status != http.StatusGatewayTimeout {
+			return res, nil
+		}
+		lastErr = decodeError(r.method, r.table, status, body)
+	}
+	return response{}, lastErr
+}
+
+func (c *Client) execute(ctx context.Context, r request, raw bool) (*resty.Response, error) {
 	req := c.rc.R().SetContext(ctx)
+	if raw {
+		req.SetDoNotParseResponse(true)
+	}
 	req.Header.Set("apikey", c.key)
 	if c.bearer != "" {
 		req.Header.Set("Authorization", c.bearer)
@@ -163,11 +220,7 @@ func (c *Client) once(ctx context.Context, r request) (response, error) {
 	if r.query != "" {
 		url += "?" + r.query
 	}
-	resp, err := req.Execute(r.method, url)
-	if err != nil {
-		return response{}, err
-	}
-	return response{status: resp.StatusCode(), header: resp.Header(), body: resp.Body()}, nil
+	return req.Execute(r.method, url)
 }
 
 // backoff is exponential with full jitter: attempt 1 waits up to base*2, attempt 2 up to base*4.

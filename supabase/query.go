@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"net/http"
 	"net/url"
 	"strconv"
@@ -236,9 +237,9 @@ func (q *Query) List(ctx context.Context) (Page, error) {
 	if q.err != nil {
 		return Page{}, q.err
 	}
-	prefer := ""
+	prefer := preferRepr
 	if q.count {
-		prefer = "count=exact"
+		prefer = preferRepr + ", count=exact"
 	}
 	res, err := q.c.send(ctx, request{method: http.MethodGet, table: q.table, query: q.encode(true, true), prefer: prefer})
 	if err != nil {
@@ -258,12 +259,50 @@ func (q *Query) List(ctx context.Context) (Page, error) {
 	return Page{}, decodeError(http.MethodGet, q.table, res.status, res.body)
 }
 
+// Stream reads rows like List, but copies PostgREST's JSON array straight
+// into the writer that start returns (start gets the total, -1 without
+// WithCount, and is called once, before any byte is written). Nothing is
+// decoded or held in memory: the list path's answer is PostgREST's bytes.
+func (q *Query) Stream(ctx context.Context, start func(total int) io.Writer) error {
+	if q.err != nil {
+		return q.err
+	}
+	prefer := preferRepr
+	if q.count {
+		prefer = preferRepr + ", count=exact"
+	}
+	total := func(h http.Header) int {
+		if !q.count {
+			return -1
+		}
+		return parseTotal(h.Get("Content-Range"))
+	}
+	res, err := q.c.stream(ctx, request{method: http.MethodGet, table: q.table, query: q.encode(true, true), prefer: prefer},
+		func(_ int, h http.Header, body io.Reader) error {
+			bp := q.c.bufs.Get().(*[]byte)
+			defer q.c.bufs.Put(bp)
+			_, err := io.CopyBuffer(start(total(h)), body, *bp)
+			return err
+		})
+	if err != nil {
+		return err
+	}
+	switch res.status {
+	case http.StatusOK, http.StatusPartialContent:
+		return nil
+	case http.StatusRequestedRangeNotSatisfiable:
+		_, err := io.WriteString(start(total(res.header)), "[]")
+		return err
+	}
+	return decodeError(http.MethodGet, q.table, res.status, res.body)
+}
+
 // One reads exactly one row; no row (or more than one) is ErrNotFound.
 func (q *Query) One(ctx context.Context) ([]byte, error) {
 	if q.err != nil {
 		return nil, q.err
 	}
-	res, err := q.c.send(ctx, request{method: http.MethodGet, table: q.table, query: q.encode(true, false), accept: acceptObject})
+	res, err := q.c.send(ctx, request{method: http.MethodGet, table: q.table, query: q.encode(true, false), prefer: preferRepr, accept: acceptObject})
 	if err != nil {
 		return nil, err
 	}
@@ -403,7 +442,7 @@ func (c *Client) TenantIDs(ctx context.Context) ([]TenantID, error) {
 	var rows []struct {
 		ID string `json:"id"`
 	}
-	res, err := c.send(ctx, request{method: http.MethodGet, table: "tenants", query: "select=id&archived_at=is.null&order=id.asc"})
+	res, err := c.send(ctx, request{method: http.MethodGet, table: "tenants", query: "select=id&archived_at=is.null&order=id.asc", prefer: preferRepr})
 	if err != nil {
 		return nil, err
 	}

@@ -3,8 +3,10 @@ package supabase
 import (
 	"context"
 	"errors"
+	"io"
 	"net/http"
 	"net/url"
+	"strings"
 	"testing"
 	"time"
 
@@ -186,7 +188,7 @@ func TestListTotals(t *testing.T) {
 		if string(p.Body) != tc.wantB || p.Total != tc.wantTotal {
 			t.Errorf("%s: page = %s/%d", tc.cr, p.Body, p.Total)
 		}
-		if got := (*reqs)[0].Header.Get("Prefer"); got != "count=exact" {
+		if got := (*reqs)[0].Header.Get("Prefer"); got != "return=representation, count=exact" {
 			t.Errorf("Prefer = %q", got)
 		}
 	}
@@ -257,4 +259,62 @@ func TestParseTenantID(t *testing.T) {
 			t.Errorf("%q accepted", s)
 		}
 	}
+}
+
+// BenchmarkQueryBuild is building and encoding a typical list query.
+func BenchmarkQueryBuild(b *testing.B) {
+	c := New(Config{URL: "https://p.supabase.co", ServiceKey: "k"}, &http.Client{})
+	tid, _ := ParseTenantID(tenant)
+	b.ReportAllocs()
+	for b.Loop() {
+		q := c.From(tid, "incidents").Select("id", "vehicle_id", "status", "created_at").Eq("status", "open").
+			Eq("vehicle_id", "d0000000-0000-4000-8000-000000000001").Order("created_at", true).Limit(50).Offset(0).WithCount()
+		_ = q.encode(true, true)
+	}
+}
+
+func TestStream(t *testing.T) {
+	tests := []struct {
+		name      string
+		responses []*http.Response
+		wantBody  string
+		wantTotal int
+		wantErr   error
+		calls     int
+	}{
+		{"rows", []*http.Response{withRange(httpmock.NewStringResponse(200, `[{"id":1}]`), "0-0/7")}, `[{"id":1}]`, 7, nil, 1},
+		{"past the end", []*http.Response{withRange(httpmock.NewStringResponse(416, `{"code":"PGRST103"}`), "*/3")}, `[]`, 3, nil, 1},
+		{"retried then rows", []*http.Response{httpmock.NewStringResponse(503, `{}`), withRange(httpmock.NewStringResponse(200, `[]`), "*/0")}, `[]`, 0, nil, 2},
+		{"error", []*http.Response{httpmock.NewStringResponse(500, `{"code":"XX000","message":"boom"}`)}, ``, -2, nil, 1},
+		{"unavailable", []*http.Response{httpmock.NewStringResponse(504, `{}`)}, ``, -2, ErrUnavailable, 3},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			c, mt := newTestClient(t, "k")
+			n := 0
+			mt.RegisterNoResponder(func(r *http.Request) (*http.Response, error) {
+				resp := tc.responses[min(n, len(tc.responses)-1)]
+				n++
+				return resp, nil
+			})
+			var buf strings.Builder
+			total := -2
+			err := c.From(mustTenant(t), "incidents").WithCount().Stream(context.Background(), func(tot int) io.Writer { total = tot; return &buf })
+			if tc.wantTotal == -2 {
+				if err == nil || (tc.wantErr != nil && !errors.Is(err, tc.wantErr)) || buf.Len() != 0 {
+					t.Fatalf("err = %v, body %q", err, buf.String())
+				}
+			} else if err != nil || buf.String() != tc.wantBody || total != tc.wantTotal {
+				t.Fatalf("err %v body %q total %d", err, buf.String(), total)
+			}
+			if n != tc.calls {
+				t.Errorf("calls = %d, want %d", n, tc.calls)
+			}
+		})
+	}
+}
+
+func withRange(r *http.Response, cr string) *http.Response {
+	r.Header.Set("Content-Range", cr)
+	return r
 }

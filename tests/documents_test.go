@@ -134,7 +134,8 @@ func TestCreateDocumentUploadValidation(t *testing.T) {
 		{"too large", map[string]any{"size_bytes": 20*1024*1024 + 1}, "size_bytes", "value_error"},
 		{"empty", map[string]any{"size_bytes": 0}, "size_bytes", "value_error"},
 		{"fractional size", map[string]any{"size_bytes": 1.5}, "size_bytes", "int_parsing"},
-		{"control characters in the name", map[string]any{"filename": "a\x00.pdf"}, "filename", "value_error"},
+		{"control characters in the name", map[string]any{"filename": "a\x07.pdf"}, "filename", "value_error"},
+		{"NUL in the name", map[string]any{"filename": "a\x00.pdf"}, "filename", "string_pattern_mismatch"},
 		{"missing filename", map[string]any{"filename": nil}, "filename", "string_type"},
 		{"entity id not a UUID", map[string]any{"entity_id": "1 or 1=1"}, "entity_id", "uuid_parsing"},
 	}

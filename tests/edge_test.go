@@ -189,7 +189,7 @@ func TestHealthAndReady(t *testing.T) {
 	up.on(http.MethodGet, "tenants", 200, `[]`)
 	wantStatus(t, call(e, http.MethodGet, "/ready", "", nil), 200)
 	r := up.only("tenants")
-	wantHeaders(t, r, "")
+	wantHeaders(t, r, "return=representation")
 
 	e2, up2, _ := newApp(t, appOpts{})
 	up2.on(http.MethodGet, "tenants", 503, `{"message":"database is down"}`)

@@ -61,7 +61,7 @@ func TestListIncidents(t *testing.T) {
 				t.Errorf("method = %s", r.Method)
 			}
 			wantQuery(t, r, tc.wantQuery)
-			wantHeaders(t, r, "count=exact")
+			wantHeaders(t, r, "return=representation, count=exact")
 		})
 	}
 }
@@ -104,7 +104,7 @@ func TestGetIncident(t *testing.T) {
 	wantJSON(t, rec, incidentRow)
 	r := up.only("incidents")
 	wantQuery(t, r, url.Values{"id": {"eq." + incidentID}, "tenant_id": {"eq." + tenantA}, "archived_at": {"is.null"}, "select": {incidentSelect}})
-	wantHeaders(t, r, "")
+	wantHeaders(t, r, "return=representation")
 	if got := r.Header.Get("Accept"); got != "application/vnd.pgrst.object+json" {
 		t.Errorf("Accept = %q", got)
 	}

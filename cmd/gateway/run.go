@@ -8,6 +8,7 @@ import (
 	"net"
 	"os"
 	"strconv"
+	"time"
 
 	"github.com/joho/godotenv"
 
@@ -25,7 +26,9 @@ func run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	log := gateway.NewLogger(os.Stdout, cfg.LogLevel)
+	lw := gateway.NewLogWriter(os.Stdout, 100*time.Millisecond)
+	defer lw.Close()
+	log := gateway.NewLogger(lw, cfg.LogLevel)
 	app, err := wire.Build(ctx, cfg, log, wire.Options{})
 	if err != nil {
 		return err
