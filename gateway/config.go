@@ -24,6 +24,8 @@ type Config struct {
 	SupabaseJWTSecret  string        `env:"SUPABASE_JWT_SECRET"`
 	SupabaseJWTIssuer  string        `env:"SUPABASE_JWT_ISSUER"`
 	SupabaseTimeout    time.Duration `env:"SUPABASE_TIMEOUT" envDefault:"10s"`
+	// SupabaseMaxConns caps connections to PostgREST (0: no cap).
+	SupabaseMaxConns int `env:"SUPABASE_MAX_CONNS" envDefault:"16"`
 
 	InternalSecret     string   `env:"INTERNAL_SECRET"`
 	CORSAllowedOrigins []string `env:"CORS_ALLOWED_ORIGINS" envSeparator:","`
@@ -252,6 +254,9 @@ func (c Config) validate(parseFailed bool) []string {
 	}
 	if !parseFailed && (c.RateLimitTenantPerSecond < 0 || c.RateLimitIPPerSecond < 0 || c.RateLimitTenantBurst < 0 || c.RateLimitIPBurst < 0) {
 		p = append(p, "RATE_LIMIT_*: must not be negative")
+	}
+	if !parseFailed && (c.SupabaseMaxConns < 0 || c.SupabaseMaxConns > 1024) {
+		p = append(p, "SUPABASE_MAX_CONNS: must be between 0 (no cap) and 1024")
 	}
 	if !parseFailed && c.SupabaseTimeout <= 0 {
 		p = append(p, "SUPABASE_TIMEOUT: must be positive, such as 10s")

@@ -73,11 +73,14 @@ func New(cfg Config, hc *http.Client) *Client {
 	return c
 }
 
-// NewHTTPClient returns an *http.Client tuned for one busy upstream: a large
-// idle pool so that concurrent requests reuse connections instead of opening
-// new ones, and bounded dial/TLS/header waits.
-func NewHTTPClient() *http.Client {
+// NewHTTPClient returns an *http.Client tuned for one busy upstream: at most
+// maxConns connections (0: no cap), all kept idle between bursts so that
+// requests reuse them instead of opening new ones, and bounded dial, TLS and
+// header waits. A cap near PostgREST's own database pool loses nothing:
+// requests beyond it would only queue inside PostgREST instead.
+func NewHTTPClient(maxConns int) *http.Client {
 	t := http.DefaultTransport.(*http.Transport).Clone()
+	t.MaxConnsPerHost = maxConns
 	t.MaxIdleConns = 256
 	t.MaxIdleConnsPerHost = 256
 	t.IdleConnTimeout = 90 * time.Second

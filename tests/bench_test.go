@@ -37,7 +37,7 @@ func BenchmarkListIncidents(b *testing.B) {
 			cfg := testConfig()
 			cfg.SupabaseURL = up.URL
 			log := gateway.NewLogger(discard{}, "info")
-			hc := supabase.NewHTTPClient()
+			hc := supabase.NewHTTPClient(0)
 			db := supabase.New(supabase.Config{URL: up.URL, ServiceKey: serviceKey, Timeout: 5 * time.Second}, hc)
 			v, err := supabase.NewVerifier(b.Context(), supabase.VerifierConfig{JWTSecret: jwtSecret, Issuer: supabaseURL + "/auth/v1"}, hc, log)
 			if err != nil {

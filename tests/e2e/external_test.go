@@ -34,7 +34,7 @@ func externalGateway(t *testing.T, dvlaURL, credasURL string) *httptest.Server {
 		t.Fatal(err)
 	}
 	log := slog.New(slog.NewJSONHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelWarn}))
-	hc := supabase.NewHTTPClient()
+	hc := supabase.NewHTTPClient(0)
 	db := supabase.New(supabase.Config{URL: cfg.SupabaseURL, ServiceKey: cfg.SupabaseServiceKey}, hc)
 	v, err := supabase.NewVerifier(t.Context(), supabase.VerifierConfig{JWKSURL: cfg.JWKSURL(), Issuer: cfg.JWTIssuer()}, hc, log)
 	if err != nil {

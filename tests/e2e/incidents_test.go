@@ -164,7 +164,7 @@ func TestUniqueViolationIsConflict(t *testing.T) {
 	f := newFleet(t)
 	for name, key := range keyStyles() {
 		t.Run(name, func(t *testing.T) {
-			c := supabase.New(supabase.Config{URL: stack.APIURL, ServiceKey: key}, supabase.NewHTTPClient())
+			c := supabase.New(supabase.Config{URL: stack.APIURL, ServiceKey: key}, supabase.NewHTTPClient(0))
 			tid, _ := supabase.ParseTenantID(f.Tenant)
 			reg := row(t, "vehicles", f.Vehicle)["registration"].(string)
 			_, err := c.From(tid, "vehicles").Insert(context.Background(), supabase.Row{"registration": reg})

@@ -53,7 +53,7 @@ func Build(ctx context.Context, cfg gateway.Config, log *slog.Logger, o Options)
 			a.Close()
 		}
 	}()
-	hc := supabase.NewHTTPClient()
+	hc := supabase.NewHTTPClient(cfg.SupabaseMaxConns)
 	db := supabase.New(supabase.Config{URL: cfg.SupabaseURL, ServiceKey: cfg.SupabaseServiceKey, Timeout: cfg.SupabaseTimeout}, hc)
 	verifier, err := supabase.NewVerifier(ctx, supabase.VerifierConfig{
 		JWTSecret: cfg.SupabaseJWTSecret, JWKSURL: cfg.JWKSURL(), Issuer: cfg.JWTIssuer(),
@@ -86,7 +86,7 @@ func Build(ctx context.Context, cfg gateway.Config, log *slog.Logger, o Options)
 	var extractor pcn.Extractor
 	if cfg.AnthropicAPIKey != "" {
 		if extractor, err = claude.New(claude.Config{APIKey: cfg.AnthropicAPIKey, Model: cfg.AnthropicModel, BaseURL: cfg.AnthropicBaseURL,
-			Timeout: cfg.AnthropicTimeout, MaxRetries: cfg.AnthropicMaxRetries}, supabase.NewHTTPClient()); err != nil {
+			Timeout: cfg.AnthropicTimeout, MaxRetries: cfg.AnthropicMaxRetries}, supabase.NewHTTPClient(0)); err != nil {
 			return nil, err
 		}
 	} else {
@@ -115,7 +115,7 @@ func Build(ctx context.Context, cfg gateway.Config, log *slog.Logger, o Options)
 	deps.PCN = svc
 
 	if cfg.DVLAAPIKey != "" {
-		dc, err := dvla.New(dvla.Config{APIKey: cfg.DVLAAPIKey, BaseURL: cfg.DVLABaseURL, Timeout: cfg.DVLATimeout}, supabase.NewHTTPClient())
+		dc, err := dvla.New(dvla.Config{APIKey: cfg.DVLAAPIKey, BaseURL: cfg.DVLABaseURL, Timeout: cfg.DVLATimeout}, supabase.NewHTTPClient(0))
 		if err != nil {
 			return nil, err
 		}
@@ -127,7 +127,7 @@ func Build(ctx context.Context, cfg gateway.Config, log *slog.Logger, o Options)
 
 	if cfg.CredasAPIKey != "" {
 		cc, err := credas.New(credas.Config{BaseURL: cfg.CredasBaseURL, APIKey: cfg.CredasAPIKey, JourneyID: cfg.CredasJourneyID,
-			ActorID: cfg.CredasActorID, Timeout: cfg.CredasTimeout}, supabase.NewHTTPClient())
+			ActorID: cfg.CredasActorID, Timeout: cfg.CredasTimeout}, supabase.NewHTTPClient(0))
 		if err != nil {
 			return nil, err
 		}
