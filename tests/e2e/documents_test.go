@@ -51,17 +51,8 @@ func TestDocumentsEndToEnd(t *testing.T) {
 	want(t, do(t, gw.URL, http.MethodGet, "/documents/"+id+"/download-url", tokA, ""), 409)
 
 	// The browser's PUT, with exactly the headers it was given.
-	req, _ := http.NewRequest(up.UploadMethod, up.UploadURL, bytes.NewReader(pdf))
-	for k, v := range up.UploadHeaders {
-		req.Header.Set(k, v)
-	}
-	res, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	res.Body.Close()
-	if res.StatusCode != 200 {
-		t.Fatalf("PUT to the signed URL: %d", res.StatusCode)
+	if st := putUpload(t, up.UploadMethod, up.UploadURL, up.UploadHeaders, pdf); st != 200 {
+		t.Fatalf("PUT to the signed URL: %d", st)
 	}
 
 	for _, c := range []struct{ method, path string }{
@@ -99,7 +90,7 @@ func TestDocumentsEndToEnd(t *testing.T) {
 		DownloadURL string `json:"download_url"`
 	}
 	r.json(t, &dl)
-	res, err = http.Get(dl.DownloadURL)
+	res, err := http.Get(dl.DownloadURL)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -134,13 +125,7 @@ func TestDocumentUploadSizeMismatch(t *testing.T) {
 		UploadURL string `json:"upload_url"`
 	}
 	r.json(t, &up)
-	req, _ := http.NewRequest(http.MethodPut, up.UploadURL, bytes.NewReader([]byte("0123456789")))
-	req.Header.Set("Content-Type", "image/jpeg")
-	res, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	res.Body.Close()
+	putUpload(t, http.MethodPut, up.UploadURL, map[string]string{"Content-Type": "image/jpeg"}, []byte("0123456789"))
 	r = do(t, gw.URL, http.MethodPost, "/documents/"+up.Document.ID+"/complete", tok, "")
 	want(t, r, 422)
 	if row(t, "documents", up.Document.ID)["status"] != "pending_upload" {

@@ -1,7 +1,6 @@
 package e2e
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -135,15 +134,9 @@ func TestScanEndToEnd(t *testing.T) {
 		UploadHeaders map[string]string `json:"upload_headers"`
 	}
 	r.json(t, &up)
-	req, _ := http.NewRequest(http.MethodPut, up.UploadURL, bytes.NewReader(pdf))
-	for k, v := range up.UploadHeaders {
-		req.Header.Set(k, v)
+	if st := putUpload(t, http.MethodPut, up.UploadURL, up.UploadHeaders, pdf); st != 200 {
+		t.Fatalf("PUT: %d", st)
 	}
-	res, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	res.Body.Close()
 	want(t, do(t, gw.URL, http.MethodPost, "/documents/"+up.Document.ID+"/complete", tok, ""), 200)
 
 	r = do(t, gw.URL, http.MethodPost, "/violations/scan", tok, `{"document_id":"`+up.Document.ID+`"}`)
