@@ -141,6 +141,21 @@ type documentState struct {
 	SizeBytes   int64  `json:"size_bytes"`
 }
 
+// storedDocument is the preamble of the endpoints that touch a document's
+// object: storage configured, a well-formed id, the tenant's document.
+func (s *server) storedDocument(c *echo.Context, rawID string) (FileStore, string, documentState, error) {
+	store, err := s.files()
+	if err != nil {
+		return nil, "", documentState{}, err
+	}
+	id, ok := parseUUID(rawID)
+	if !ok {
+		return nil, "", documentState{}, notFound(errDocumentNotFound)
+	}
+	st, err := s.documentState(c, id)
+	return store, id, st, err
+}
+
 func (s *server) documentState(c *echo.Context, id string) (documentState, error) {
 	ctx := c.Request().Context()
 	var st documentState
@@ -162,15 +177,7 @@ func (s *server) documentState(c *echo.Context, id string) (documentState, error
 // must exist with the declared size and type. Calling it again is harmless.
 func (s *server) CompleteDocumentUpload(c *echo.Context, id string) error {
 	ctx := c.Request().Context()
-	store, err := s.files()
-	if err != nil {
-		return err
-	}
-	id, ok := parseUUID(id)
-	if !ok {
-		return notFound(errDocumentNotFound)
-	}
-	st, err := s.documentState(c, id)
+	store, id, st, err := s.storedDocument(c, id)
 	if err != nil {
 		return err
 	}
@@ -258,15 +265,7 @@ func (s *server) GetDocument(c *echo.Context, id string) error {
 
 // GetDocumentDownloadURL answers GET /documents/{id}/download-url.
 func (s *server) GetDocumentDownloadURL(c *echo.Context, id string) error {
-	store, err := s.files()
-	if err != nil {
-		return err
-	}
-	id, ok := parseUUID(id)
-	if !ok {
-		return notFound(errDocumentNotFound)
-	}
-	st, err := s.documentState(c, id)
+	store, _, st, err := s.storedDocument(c, id)
 	if err != nil {
 		return err
 	}
