@@ -13,11 +13,12 @@ export POSTGREST_BIN := $(abspath $(POSTGREST))
 
 ## run: the gateway; with no .env, the whole local stack (PostgreSQL, PostgREST, GCS emulator) around it
 run: tools
+	@mkdir -p bin
 	@if [ -f .env ]; then \
 		echo "Using .env: gateway only, against the configured Supabase"; \
-		$(GO) run ./cmd/gateway; \
+		$(GO) build -o bin/gateway ./cmd/gateway && exec bin/gateway; \
 	else \
-		$(GO) run ./cmd/localstack; \
+		$(GO) build -o bin/localstack ./cmd/localstack && exec bin/localstack; \
 	fi
 
 ## test: every test, including those on a real PostgreSQL behind the real PostgREST
