@@ -32,7 +32,11 @@ type Config struct {
 	MaxBodyBytes       int64    `env:"MAX_BODY_BYTES" envDefault:"1048576"`
 	// RequestTimeout is the deadline of a whole request; every outbound call inherits it.
 	RequestTimeout time.Duration `env:"REQUEST_TIMEOUT" envDefault:"30s"`
-	GCPProjectID   string        `env:"GCP_PROJECT_ID"`
+	// InternalRequestTimeout is the deadline of /internal/* calls: a PCN
+	// extraction or a scheduler sweep takes minutes, within Cloud Tasks' and
+	// Cloud Scheduler's 5-minute attempt deadlines.
+	InternalRequestTimeout time.Duration `env:"INTERNAL_REQUEST_TIMEOUT" envDefault:"280s"`
+	GCPProjectID           string        `env:"GCP_PROJECT_ID"`
 
 	// Rate limits (token buckets, per instance). 0 turns a limit off.
 	RateLimitTenantPerSecond float64 `env:"RATE_LIMIT_TENANT_PER_SECOND" envDefault:"50"`
@@ -171,6 +175,9 @@ func (c Config) validate(parseFailed bool) []string {
 	}
 	if !parseFailed && c.RequestTimeout <= 0 {
 		p = append(p, "REQUEST_TIMEOUT: must be positive, such as 30s")
+	}
+	if !parseFailed && (c.InternalRequestTimeout <= 0 || c.InternalRequestTimeout > 30*time.Minute) {
+		p = append(p, "INTERNAL_REQUEST_TIMEOUT: must be positive and at most 30m")
 	}
 	if c.GCSServiceAccountJSON != "" {
 		var sa struct {

@@ -1,6 +1,10 @@
 package gateway
 
 import (
+	"net/http"
+	"net/http/httptest"
+
+	"github.com/labstack/echo/v5"
 	"strings"
 	"sync"
 	"testing"
@@ -101,3 +105,22 @@ func TestLogWriter(t *testing.T) {
 type writerFunc func([]byte) (int, error)
 
 func (f writerFunc) Write(p []byte) (int, error) { return f(p) }
+
+func TestRecoverPanic(t *testing.T) {
+	var logs strings.Builder
+	log := NewLogger(&logs, "info")
+	h := requestContext(log, "", time.Second, time.Second)(recoverPanic(func(c *echo.Context) error { panic("boom in handler") }))
+	e := echo.New()
+	e.HTTPErrorHandler = handleError
+	rec := httptest.NewRecorder()
+	c := e.NewContext(httptest.NewRequest(http.MethodGet, "/x", nil), rec)
+	if err := h(c); err != nil {
+		t.Fatal(err)
+	}
+	if rec.Code != 500 || strings.TrimSpace(rec.Body.String()) != `{"detail":"Internal server error"}` {
+		t.Errorf("answer %d %s", rec.Code, rec.Body.String())
+	}
+	if !strings.Contains(logs.String(), "boom in handler") || !strings.Contains(logs.String(), `"stack"`) {
+		t.Errorf("panic not logged with its stack: %s", logs.String())
+	}
+}

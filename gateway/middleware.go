@@ -20,7 +20,7 @@ const headerRequestID = "X-Request-ID"
 // else generated, always echoed), Cloud Trace correlation, the per-request
 // deadline that every outbound call inherits, and the access log line. Errors
 // are rendered here, so the line records the status the client got.
-func requestContext(base *slog.Logger, projectID string, timeout time.Duration) echo.MiddlewareFunc {
+func requestContext(base *slog.Logger, projectID string, timeout, internalTimeout time.Duration) echo.MiddlewareFunc {
 	return func(next echo.HandlerFunc) echo.HandlerFunc {
 		return func(c *echo.Context) error {
 			start := time.Now()
@@ -35,7 +35,11 @@ func requestContext(base *slog.Logger, projectID string, timeout time.Duration) 
 			// abort upstream calls mid-answer: they finish within the deadline, so
 			// their pooled connections survive (an aborted answer closes its
 			// connection) and writes are never cut halfway by a disconnect.
-			ctx, cancel := context.WithTimeout(context.WithoutCancel(req.Context()), timeout)
+			deadline := timeout
+			if strings.HasPrefix(req.URL.Path, "/internal/") {
+				deadline = internalTimeout
+			}
+			ctx, cancel := context.WithTimeout(context.WithoutCancel(req.Context()), deadline)
 			defer cancel()
 			c.SetRequest(req.WithContext(withReqInfo(ctx, ri)))
 

@@ -71,7 +71,7 @@ func New(cfg Config, deps Deps) (*echo.Echo, error) {
 	e.HTTPErrorHandler = handleError
 	e.IPExtractor = echo.ExtractIPDirect()
 
-	e.Use(requestContext(deps.Logger, cfg.GCPProjectID, cfg.RequestTimeout))
+	e.Use(requestContext(deps.Logger, cfg.GCPProjectID, cfg.RequestTimeout, cfg.InternalRequestTimeout))
 	e.Use(recoverPanic)
 	e.Use(securityHeaders)
 	if len(cfg.CORSAllowedOrigins) > 0 {

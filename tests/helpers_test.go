@@ -139,7 +139,7 @@ func testConfig() gateway.Config {
 	return gateway.Config{
 		Port: 8080, AppEnv: "development", LogLevel: "debug",
 		SupabaseURL: supabaseURL, SupabaseServiceKey: serviceKey, SupabaseJWTSecret: jwtSecret,
-		SupabaseTimeout: 2 * time.Second, MaxBodyBytes: 1 << 20, RequestTimeout: 5 * time.Second,
+		SupabaseTimeout: 2 * time.Second, MaxBodyBytes: 1 << 20, RequestTimeout: 5 * time.Second, InternalRequestTimeout: 10 * time.Second,
 		InternalSecret:    "internal-secret-with-at-least-32-chars!!",
 		GCSBucket:         "fleet-docs",
 		GCSMaxUploadBytes: 20 << 20, GCSUploadURLTTL: 15 * time.Minute, GCSDownloadURLTTL: 5 * time.Minute,

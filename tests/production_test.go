@@ -135,3 +135,25 @@ func TestShutdownDrainsInFlight(t *testing.T) {
 		t.Error("still accepting after shutdown")
 	}
 }
+
+// TestInternalDeadline: /internal/* calls get INTERNAL_REQUEST_TIMEOUT, not
+// the user-facing REQUEST_TIMEOUT (a PCN extraction takes longer).
+func TestInternalDeadline(t *testing.T) {
+	e, up, _ := newApp(t, appOpts{pcn: &pcnOpts{}, mutate: func(c *gateway.Config) {
+		c.RequestTimeout, c.InternalRequestTimeout, c.SupabaseTimeout = 100*time.Millisecond, 700*time.Millisecond, time.Minute
+	}})
+	up.mt.RegisterResponder(http.MethodGet, restURL+"pcn_jobs", func(r *http.Request) (*http.Response, error) {
+		<-r.Context().Done()
+		return nil, r.Context().Err()
+	})
+	req, _ := http.NewRequest(http.MethodPost, "/internal/jobs/reset-stuck", nil)
+	req.Header.Set("X-Internal-Secret", internalKey)
+	start := time.Now()
+	rec := newRecorder()
+	e.ServeHTTP(rec, req)
+	took := time.Since(start)
+	wantStatus(t, rec, 502)
+	if took < 600*time.Millisecond || took > 3*time.Second {
+		t.Errorf("internal call bounded after %v, want the 700 ms internal deadline", took)
+	}
+}
