@@ -88,8 +88,8 @@ func (s *server) RefreshFleetDVLA(c *echo.Context) error {
 }
 
 // dvlaError maps lookup failures: not found 404, refused registration 422,
-// throttled 429 and down 503 (both with Retry-After when DVLA gave one),
-// anything else 502.
+// throttled or down 503 (with Retry-After when DVLA gave one; 429 is kept for
+// the gateway's own limits), anything else 502.
 func dvlaError(err error) error {
 	var ue *dvla.UnavailableError
 	switch {
@@ -101,7 +101,7 @@ func dvlaError(err error) error {
 	case errors.As(err, &ue):
 		e := newError(http.StatusServiceUnavailable, "DVLA is unavailable, try again later", err)
 		if ue.RateLimited {
-			e = newError(http.StatusTooManyRequests, "DVLA is rate limiting lookups, try again later", err)
+			e = newError(http.StatusServiceUnavailable, "DVLA is rate limiting lookups, try again later", err)
 		}
 		if ue.RetryAfter > 0 {
 			e.Header = http.Header{"Retry-After": {strconv.Itoa(int((ue.RetryAfter + time.Second - 1) / time.Second))}}

@@ -74,7 +74,7 @@ func TestLookupVehicleErrors(t *testing.T) {
 		{"missing registration", "", 0, "", nil, 422, "", "", 0},
 		{"not found", "ER19NFD", 404, `{"errors":[{"status":"404","title":"Vehicle Not Found"}]}`, nil, 404, `{"detail":"Vehicle not found"}`, "", 1},
 		{"DVLA refuses it", "AB12CDE", 400, `{"errors":[{"status":"400","title":"Bad Request"}]}`, nil, 422, "", "", 1},
-		{"throttled", "ER19THR", 429, `{}`, []string{"Retry-After", "1"}, 429, `{"detail":"DVLA is rate limiting lookups, try again later"}`, "1", 3},
+		{"throttled", "ER19THR", 429, `{}`, []string{"Retry-After", "1"}, 503, `{"detail":"DVLA is rate limiting lookups, try again later"}`, "1", 3},
 		{"down", "ER19MNT", 503, `{"errors":[{"detail":"maintenance at host dvla-internal-7"}]}`, nil, 503, `{"detail":"DVLA is unavailable, try again later"}`, "", 3},
 		{"bad key", "AB12CDE", 403, `{"message":"Forbidden: key abc"}`, nil, 502, `{"detail":"DVLA lookup failed"}`, "", 1},
 	}
