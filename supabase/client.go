@@ -117,10 +117,22 @@ type response struct {
 	body   []byte
 }
 
-// send performs one logical call. Reads are retried twice on transport errors
-// and 502/503/504; writes never are, since a lost response does not mean a lost
-// write.
+// send performs one logical call and returns the whole answer.
 func (c *Client) send(ctx context.Context, r request) (response, error) {
+	return c.call(ctx, r, nil)
+}
+
+// stream performs a read like send, but hands a successful (200/206) body to
+// consume unread, within the call's deadline, instead of holding it in
+// memory. Failed answers are read and returned as for send.
+func (c *Client) stream(ctx context.Context, r request, consume func(header http.Header, body io.Reader) error) (response, error) {
+	return c.call(ctx, r, consume)
+}
+
+// call is the one retry loop. Reads are retried twice on transport errors
+// and 502/503/504; writes never are, since a lost response does not mean a
+// lost write. Every attempt shares the client's deadline.
+func (c *Client) call(ctx context.Context, r request, consume func(header http.Header, body io.Reader) error) (response, error) {
 	ctx, cancel := context.WithTimeout(ctx, c.timeout)
 	defer cancel()
 	attempts := 1
@@ -134,44 +146,7 @@ func (c *Client) send(ctx context.Context, r request) (response, error) {
 				break
 			}
 		}
-		res, err := c.once(ctx, r)
-		switch {
-		case err != nil:
-			lastErr = fmt.Errorf("%w: %s %s: %w", ErrUnavailable, r.method, r.table, err)
-			if ctx.Err() != nil {
-				return response{}, lastErr
-			}
-		case res.status == http.StatusBadGateway || res.status == http.StatusServiceUnavailable || res.status == http.StatusGatewayTimeout:
-			lastErr = decodeError(r.method, r.table, res.status, res.body)
-		default:
-			return res, nil
-		}
-	}
-	return response{}, lastErr
-}
-
-func (c *Client) once(ctx context.Context, r request) (response, error) {
-	resp, err := c.execute(ctx, r, false)
-	if err != nil {
-		return response{}, err
-	}
-	return response{status: resp.StatusCode(), header: resp.Header(), body: resp.Body()}, nil
-}
-
-// stream performs a read like send, but hands the successful answer's body
-// to consume unread, within the call's deadline, instead of holding it in
-// memory. Failed answers are read and returned as for send.
-func (c *Client) stream(ctx context.Context, r request, consume func(status int, header http.Header, body io.Reader) error) (response, error) {
-	ctx, cancel := context.WithTimeout(ctx, c.timeout)
-	defer cancel()
-	var lastErr error
-	for i := 0; i < 3; i++ {
-		if i > 0 {
-			if err := sleep(ctx, backoff(c.retryWait, i)); err != nil {
-				break
-			}
-		}
-		resp, err := c.execute(ctx, r, true)
+		resp, err := c.execute(ctx, r, consume != nil)
 		if err != nil {
 			lastErr = fmt.Errorf("%w: %s %s: %w", ErrUnavailable, r.method, r.table, err)
 			if ctx.Err() != nil {
@@ -179,23 +154,26 @@ func (c *Client) stream(ctx context.Context, r request, consume func(status int,
 			}
 			continue
 		}
-		raw := resp.RawBody()
-		status := resp.StatusCode()
-		if status == http.StatusOK || status == http.StatusPartialContent {
-			err := consume(status, resp.Header(), raw)
-			raw.Close()
-			if err != nil {
-				return response{}, fmt.Errorf("%w: %s %s: reading the answer: %w", ErrUnavailable, r.method, r.table, err)
+		res := response{status: resp.StatusCode(), header: resp.Header()}
+		if consume == nil {
+			res.body = resp.Body()
+		} else {
+			raw := resp.RawBody()
+			if res.status == http.StatusOK || res.status == http.StatusPartialContent {
+				err := consume(res.header, raw)
+				raw.Close()
+				if err != nil {
+					return response{}, fmt.Errorf("%w: %s %s: reading the answer: %w", ErrUnavailable, r.method, r.table, err)
+				}
+				return res, nil
 			}
-			return response{status: status, header: resp.Header()}, nil
+			res.body, _ = io.ReadAll(io.LimitReader(raw, 1<<20))
+			raw.Close()
 		}
-		body, _ := io.ReadAll(io.LimitReader(raw, 1<<20))
-		raw.Close()
-		res := response{status: status, header: resp.Header(), body: body}
-		if status != http.StatusBadGateway && status != http.StatusServiceUnavailable && status != http.StatusGatewayTimeout {
+		if res.status != http.StatusBadGateway && res.status != http.StatusServiceUnavailable && res.status != http.StatusGatewayTimeout {
 			return res, nil
 		}
-		lastErr = decodeError(r.method, r.table, status, body)
+		lastErr = decodeError(r.method, r.table, res.status, res.body)
 	}
 	return response{}, lastErr
 }

@@ -220,6 +220,15 @@ func (q *Query) encode(read, withPaging bool) string {
 	return v.Encode()
 }
 
+// readPrefer is the Prefer header of a read: seed 000's, plus the exact
+// count when the total is wanted.
+func (q *Query) readPrefer() string {
+	if q.count {
+		return preferRepr + ", count=exact"
+	}
+	return preferRepr
+}
+
 // Page is a list result: the JSON array exactly as PostgREST sent it, and the
 // total when WithCount was used (-1 otherwise).
 type Page struct {
@@ -237,11 +246,7 @@ func (q *Query) List(ctx context.Context) (Page, error) {
 	if q.err != nil {
 		return Page{}, q.err
 	}
-	prefer := preferRepr
-	if q.count {
-		prefer = preferRepr + ", count=exact"
-	}
-	res, err := q.c.send(ctx, request{method: http.MethodGet, table: q.table, query: q.encode(true, true), prefer: prefer})
+	res, err := q.c.send(ctx, request{method: http.MethodGet, table: q.table, query: q.encode(true, true), prefer: q.readPrefer()})
 	if err != nil {
 		return Page{}, err
 	}
@@ -267,18 +272,14 @@ func (q *Query) Stream(ctx context.Context, start func(total int) io.Writer) err
 	if q.err != nil {
 		return q.err
 	}
-	prefer := preferRepr
-	if q.count {
-		prefer = preferRepr + ", count=exact"
-	}
 	total := func(h http.Header) int {
 		if !q.count {
 			return -1
 		}
 		return parseTotal(h.Get("Content-Range"))
 	}
-	res, err := q.c.stream(ctx, request{method: http.MethodGet, table: q.table, query: q.encode(true, true), prefer: prefer},
-		func(_ int, h http.Header, body io.Reader) error {
+	res, err := q.c.stream(ctx, request{method: http.MethodGet, table: q.table, query: q.encode(true, true), prefer: q.readPrefer()},
+		func(h http.Header, body io.Reader) error {
 			bp := q.c.bufs.Get().(*[]byte)
 			defer q.c.bufs.Put(bp)
 			_, err := io.CopyBuffer(start(total(h)), body, *bp)
