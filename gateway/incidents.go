@@ -83,30 +83,7 @@ func (s *server) CreateIncident(c *echo.Context) error {
 	if err != nil {
 		return err
 	}
-	row := supabase.Row{}
-	if v, ok := b.uuidField("vehicle_id", true, false); ok {
-		row["vehicle_id"] = v
-	}
-	for _, f := range []string{"booking_id", "customer_id"} {
-		if v, ok := b.uuidField(f, false, true); ok {
-			row[supabase.Column(f)] = v
-		}
-	}
-	if v, ok := b.datetime("occurred_at", true); ok {
-		row["occurred_at"] = v
-	}
-	if v, ok := b.enum("type", true, incidentTypes); ok {
-		row["type"] = v
-	}
-	if v, ok := b.enum("severity", false, incidentSeverities); ok {
-		row["severity"] = v
-	}
-	if v, ok := b.str("description", true, false, 1, 5000); ok {
-		row["description"] = v
-	}
-	if v, ok := b.str("location", false, true, 0, 500); ok {
-		row["location"] = v
-	}
+	row := incidentRow(b, true)
 	if err := b.err(); err != nil {
 		return err
 	}
@@ -132,37 +109,7 @@ func (s *server) UpdateIncident(c *echo.Context, id string) error {
 	if err != nil {
 		return err
 	}
-	row := supabase.Row{}
-	if v, ok := b.uuidField("vehicle_id", false, false); ok {
-		row["vehicle_id"] = v
-	}
-	for _, f := range []string{"booking_id", "customer_id"} {
-		if v, ok := b.uuidField(f, false, true); ok {
-			row[supabase.Column(f)] = v
-		} else if b.isNull(f) {
-			row[supabase.Column(f)] = nil
-		}
-	}
-	if v, ok := b.datetime("occurred_at", false); ok {
-		row["occurred_at"] = v
-	}
-	if v, ok := b.enum("type", false, incidentTypes); ok {
-		row["type"] = v
-	}
-	if v, ok := b.enum("severity", false, incidentSeverities); ok {
-		row["severity"] = v
-	}
-	if v, ok := b.enum("status", false, incidentStatuses); ok {
-		row["status"] = v
-	}
-	if v, ok := b.str("description", false, false, 1, 5000); ok {
-		row["description"] = v
-	}
-	if v, ok := b.str("location", false, true, 0, 500); ok {
-		row["location"] = v
-	} else if b.isNull("location") {
-		row["location"] = nil
-	}
+	row := incidentRow(b, false)
 	if err := b.err(); err != nil {
 		return err
 	}
@@ -198,6 +145,42 @@ func (s *server) DeleteIncident(c *echo.Context, id string) error {
 		return upstream("Failed to delete incident", err)
 	}
 	return c.NoContent(http.StatusNoContent)
+}
+
+// incidentRow reads the writable fields of an incident, in the order issues
+// are reported. On create the required fields must be there; on update every
+// field is optional, status may change, and an explicit null clears a
+// nullable field. Nothing else from the body (tenant_id, id, timestamps) is read.
+func incidentRow(b *jsonBody, create bool) supabase.Row {
+	row := supabase.Row{}
+	set := func(col supabase.Column, v string, ok bool) {
+		if ok {
+			row[col] = v
+		} else if !create && b.isNull(string(col)) {
+			row[col] = nil // a null for a non-nullable field is already an issue: the row is not used
+		}
+	}
+	v, ok := b.uuidField("vehicle_id", create, false)
+	set("vehicle_id", v, ok)
+	for _, f := range []supabase.Column{"booking_id", "customer_id"} {
+		v, ok := b.uuidField(string(f), false, true)
+		set(f, v, ok)
+	}
+	v, ok = b.datetime("occurred_at", create)
+	set("occurred_at", v, ok)
+	v, ok = b.enum("type", create, incidentTypes)
+	set("type", v, ok)
+	v, ok = b.enum("severity", false, incidentSeverities)
+	set("severity", v, ok)
+	if !create {
+		v, ok = b.enum("status", false, incidentStatuses)
+		set("status", v, ok)
+	}
+	v, ok = b.str("description", create, false, 1, 5000)
+	set("description", v, ok)
+	v, ok = b.str("location", false, true, 0, 500)
+	set("location", v, ok)
+	return row
 }
 
 // checkIncidentRefs verifies, concurrently, that every vehicle, booking and
