@@ -237,3 +237,20 @@ func TestIdentityLinkAndPoll(t *testing.T) {
 		t.Errorf("customer patch %v", c)
 	}
 }
+
+// TestCreateIdentityCheckKeepsTheInvite: once Credas has the process, a
+// failed customer update does not fail the request (a retry would send a
+// second invite).
+func TestCreateIdentityCheckKeepsTheInvite(t *testing.T) {
+	e, up, logs := newApp(t, appOpts{credas: true})
+	up.on(http.MethodGet, "customers", 200, `[{"full_name":"Alice","email":"alice@example.com","phone":null}]`)
+	up.on(http.MethodPost, "identity_checks", 201, `{"id":"`+checkID+`"}`)
+	up.on(http.MethodPatch, "identity_checks", 200, `{"id":"`+checkID+`","status":"invited"}`)
+	up.on(http.MethodPatch, "customers", 500, `{"code":"XX000","message":"boom"}`)
+	up.onCredas(http.MethodPost, "/processes", 200, `{"processId":"p-1","processEntities":[{"entityId":"e-1"}]}`)
+	rec := call(e, http.MethodPost, "/customers/"+customerID+"/identity-checks", tokenFor(t, tenantA), nil)
+	wantStatus(t, rec, 201)
+	if !strings.Contains(logs.String(), "customer identity_status not set to pending") {
+		t.Error("the failed customer update was not logged")
+	}
+}

@@ -136,13 +136,19 @@ func (s *Service) Create(ctx context.Context, tenant supabase.TenantID, userID, 
 	}
 	out, err := s.db.From(tenant, table).Select(CheckColumns...).Eq("id", check.ID).UpdateOne(ctx, upd)
 	if err != nil {
+		// The invite may be out; keep what is needed to reconcile the check by
+		// hand (the poll counts a check without references as unconfirmed).
+		s.log.ErrorContext(ctx, "identity check not updated after the Credas create", "check_id", check.ID,
+			"process_id", proc.ProcessID, "entity_id", proc.EntityID, "credas_err", perr, "err", err)
 		return nil, false, err
 	}
 	if perr != nil && !errors.Is(perr, credas.ErrAmbiguous) {
 		return out, false, fmt.Errorf("%w: %w", ErrProviderRefused, perr)
 	}
+	// From here the invite exists: failing the request would only invite a
+	// retry, and a second invite. The customer's status is a convenience copy.
 	if _, err := s.db.From(tenant, "customers").Select("id").Eq("id", customerID).UpdateOne(ctx, supabase.Row{"identity_status": "pending"}); err != nil {
-		return nil, false, err
+		s.log.ErrorContext(ctx, "customer identity_status not set to pending", "check_id", check.ID, "customer_id", customerID, "err", err)
 	}
 	return out, perr == nil, nil
 }
