@@ -504,8 +504,13 @@ func TestScanJobAndRetry(t *testing.T) {
 func TestResetStuck(t *testing.T) {
 	q := &recordingQueue{}
 	e, up, _ := newApp(t, appOpts{pcn: &pcnOpts{queue: q, maxAttempts: 3}})
-	up.on(http.MethodGet, "pcn_jobs", 200, `[{"id":"j1","tenant_id":"`+tenantA+`","attempts":1,"generation":0},`+
-		`{"id":"j2","tenant_id":"`+tenantB+`","attempts":3,"generation":4}]`)
+	up.onFunc(http.MethodGet, "pcn_jobs", func(r captured) (int, string) {
+		if r.Query.Get("status") == "eq.queued" {
+			return 200, `[]` // no lost queued jobs in this test
+		}
+		return 200, `[{"id":"j1","tenant_id":"` + tenantA + `","attempts":1,"generation":0},` +
+			`{"id":"j2","tenant_id":"` + tenantB + `","attempts":3,"generation":4}]`
+	})
 	up.on(http.MethodPatch, "pcn_jobs", 200, `{"id":"x"}`)
 	req, _ := http.NewRequest(http.MethodPost, "/internal/jobs/reset-stuck", nil)
 	req.Header.Set("X-Internal-Secret", internalKey)
@@ -523,6 +528,33 @@ func TestResetStuck(t *testing.T) {
 		t.Errorf("patches = %v", p)
 	}
 	if len(q.jobs) != 1 || q.jobs[0].JobID != "j1" || q.gens[0] != 1 {
+		t.Errorf("re-queued %v %v", q.jobs, q.gens)
+	}
+}
+
+// TestResetStuckRequeuesLostQueuedJobs: a job left queued with no change for
+// PCN_STUCK_AFTER (its task was lost) gets a new task.
+func TestResetStuckRequeuesLostQueuedJobs(t *testing.T) {
+	q := &recordingQueue{}
+	e, up, _ := newApp(t, appOpts{pcn: &pcnOpts{queue: q, maxAttempts: 3}})
+	up.onFunc(http.MethodGet, "pcn_jobs", func(r captured) (int, string) {
+		if r.Query.Get("status") == "eq.queued" && strings.HasPrefix(r.Query.Get("updated_at"), "lt.") {
+			return 200, `[{"id":"j3","tenant_id":"` + tenantA + `","attempts":0,"generation":2}]`
+		}
+		return 200, `[]`
+	})
+	up.on(http.MethodPatch, "pcn_jobs", 200, `{"id":"j3"}`)
+	req, _ := http.NewRequest(http.MethodPost, "/internal/jobs/reset-stuck", nil)
+	req.Header.Set("X-Internal-Secret", internalKey)
+	rec := newRecorder()
+	e.ServeHTTP(rec, req)
+	wantStatus(t, rec, 200)
+	wantJSON(t, rec, `{"reset":1,"failed":0}`)
+	p := jobPatches(up)
+	if len(p) != 1 || p[0]["_query_status"] != "eq.queued" || p[0]["generation"] != float64(3) || p[0]["_query_tenant"] != "eq."+tenantA {
+		t.Errorf("patches = %v", p)
+	}
+	if len(q.jobs) != 1 || q.jobs[0].JobID != "j3" || q.gens[0] != 3 {
 		t.Errorf("re-queued %v %v", q.jobs, q.gens)
 	}
 }

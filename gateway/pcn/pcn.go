@@ -133,8 +133,8 @@ func (s *Service) enqueue(ctx context.Context, tenant supabase.TenantID, jobID s
 	parkedJob, perr := s.db.From(tenant, tableJobs).Select(JobColumns...).Eq("id", jobID).Eq("status", "queued").
 		UpdateOne(ctx, supabase.Row{"status": "needs_attention", "reason": "enqueue_failed", "finished_at": s.stamp()})
 	if perr != nil {
-		// The job row exists as queued; reset-stuck does not see it, but a
-		// retry of the scan or the job will. Report the enqueue failure.
+		// The job row stays queued: reset-stuck re-enqueues it after
+		// PCN_STUCK_AFTER. Report the enqueue failure.
 		return nil, false, fmt.Errorf("pcn: enqueue %s: %w (and parking it failed: %v)", jobID, err, perr)
 	}
 	return parkedJob, true, nil
