@@ -51,7 +51,7 @@ fuzz:
 	$(GO) test -run '^$$' -fuzz '^FuzzQuoteValue$$' -fuzztime $(FUZZTIME) ./supabase/
 	$(GO) test -run '^$$' -fuzz '^FuzzEqValue$$' -fuzztime $(FUZZTIME) ./supabase/
 	$(GO) test -run '^$$' -fuzz '^FuzzIncidentBody$$' -fuzztime $(FUZZTIME) ./tests/
-	$(GO) test -run '^$$' -fuzz '^FuzzObjectPath$$' -fuzztime $(FUZZTIME) ./gateway/gcs/
+	$(GO) test -run '^$$' -fuzz '^FuzzObjectPath$$' -fuzztime $(FUZZTIME) ./gateway/clients/gcs/
 
 ## reset: wipe the local stack's data (.local/data)
 reset:

@@ -13,7 +13,7 @@ import (
 	"github.com/labstack/echo/v5"
 
 	"github.com/fleetpilot/gateway/gateway/api"
-	"github.com/fleetpilot/gateway/gateway/gcs"
+	"github.com/fleetpilot/gateway/gateway/clients/gcs"
 	"github.com/fleetpilot/gateway/supabase"
 )
 

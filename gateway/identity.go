@@ -11,8 +11,8 @@ import (
 	"github.com/labstack/echo/v5"
 
 	"github.com/fleetpilot/gateway/gateway/api"
-	"github.com/fleetpilot/gateway/gateway/credas"
-	"github.com/fleetpilot/gateway/gateway/identity"
+	"github.com/fleetpilot/gateway/gateway/clients/credas"
+	"github.com/fleetpilot/gateway/gateway/domain/identity"
 	"github.com/fleetpilot/gateway/supabase"
 )
 

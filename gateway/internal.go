@@ -6,7 +6,7 @@ import (
 	"github.com/labstack/echo/v5"
 
 	"github.com/fleetpilot/gateway/gateway/api"
-	"github.com/fleetpilot/gateway/gateway/pcn"
+	"github.com/fleetpilot/gateway/gateway/domain/pcn"
 	"github.com/fleetpilot/gateway/supabase"
 )
 

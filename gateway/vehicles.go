@@ -11,9 +11,9 @@ import (
 	"github.com/labstack/echo/v5"
 
 	"github.com/fleetpilot/gateway/gateway/api"
-	"github.com/fleetpilot/gateway/gateway/dvla"
-	"github.com/fleetpilot/gateway/gateway/fleet"
-	"github.com/fleetpilot/gateway/gateway/vrm"
+	"github.com/fleetpilot/gateway/gateway/clients/dvla"
+	"github.com/fleetpilot/gateway/gateway/domain/fleet"
+	"github.com/fleetpilot/gateway/gateway/domain/vrm"
 	"github.com/fleetpilot/gateway/supabase"
 )
 

@@ -18,7 +18,7 @@ import (
 	"github.com/jarcoal/httpmock"
 	"google.golang.org/api/option"
 
-	"github.com/fleetpilot/gateway/gateway/gcs"
+	"github.com/fleetpilot/gateway/gateway/clients/gcs"
 )
 
 const (

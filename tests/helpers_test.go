@@ -21,12 +21,12 @@ import (
 	"github.com/labstack/echo/v5"
 
 	"github.com/fleetpilot/gateway/gateway"
-	"github.com/fleetpilot/gateway/gateway/claude"
-	"github.com/fleetpilot/gateway/gateway/credas"
-	"github.com/fleetpilot/gateway/gateway/dvla"
-	"github.com/fleetpilot/gateway/gateway/fleet"
-	"github.com/fleetpilot/gateway/gateway/identity"
-	"github.com/fleetpilot/gateway/gateway/pcn"
+	"github.com/fleetpilot/gateway/gateway/clients/claude"
+	"github.com/fleetpilot/gateway/gateway/clients/credas"
+	"github.com/fleetpilot/gateway/gateway/clients/dvla"
+	"github.com/fleetpilot/gateway/gateway/domain/fleet"
+	"github.com/fleetpilot/gateway/gateway/domain/identity"
+	"github.com/fleetpilot/gateway/gateway/domain/pcn"
 	"github.com/fleetpilot/gateway/supabase"
 )
 

@@ -13,7 +13,7 @@ import (
 
 	"github.com/jarcoal/httpmock"
 
-	"github.com/fleetpilot/gateway/gateway/tasks"
+	"github.com/fleetpilot/gateway/gateway/clients/tasks"
 )
 
 const (

@@ -13,7 +13,7 @@ import (
 
 	"github.com/fleetpilot/gateway/cmd/internal/wire"
 	"github.com/fleetpilot/gateway/gateway"
-	"github.com/fleetpilot/gateway/gateway/gcs"
+	"github.com/fleetpilot/gateway/gateway/clients/gcs"
 	"github.com/fleetpilot/gateway/migrations"
 	"github.com/fleetpilot/gateway/supabase/localstack"
 )

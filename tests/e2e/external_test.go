@@ -15,10 +15,10 @@ import (
 	"time"
 
 	"github.com/fleetpilot/gateway/gateway"
-	"github.com/fleetpilot/gateway/gateway/credas"
-	"github.com/fleetpilot/gateway/gateway/dvla"
-	fleetsvc "github.com/fleetpilot/gateway/gateway/fleet"
-	"github.com/fleetpilot/gateway/gateway/identity"
+	"github.com/fleetpilot/gateway/gateway/clients/credas"
+	"github.com/fleetpilot/gateway/gateway/clients/dvla"
+	fleetsvc "github.com/fleetpilot/gateway/gateway/domain/fleet"
+	"github.com/fleetpilot/gateway/gateway/domain/identity"
 	"github.com/fleetpilot/gateway/supabase"
 )
 

@@ -16,14 +16,14 @@ import (
 	cloudtasks "cloud.google.com/go/cloudtasks/apiv2"
 
 	"github.com/fleetpilot/gateway/gateway"
-	"github.com/fleetpilot/gateway/gateway/claude"
-	"github.com/fleetpilot/gateway/gateway/credas"
-	"github.com/fleetpilot/gateway/gateway/dvla"
-	"github.com/fleetpilot/gateway/gateway/fleet"
-	"github.com/fleetpilot/gateway/gateway/gcs"
-	"github.com/fleetpilot/gateway/gateway/identity"
-	"github.com/fleetpilot/gateway/gateway/pcn"
-	"github.com/fleetpilot/gateway/gateway/tasks"
+	"github.com/fleetpilot/gateway/gateway/clients/claude"
+	"github.com/fleetpilot/gateway/gateway/clients/credas"
+	"github.com/fleetpilot/gateway/gateway/clients/dvla"
+	"github.com/fleetpilot/gateway/gateway/clients/gcs"
+	"github.com/fleetpilot/gateway/gateway/clients/tasks"
+	"github.com/fleetpilot/gateway/gateway/domain/fleet"
+	"github.com/fleetpilot/gateway/gateway/domain/identity"
+	"github.com/fleetpilot/gateway/gateway/domain/pcn"
 	"github.com/fleetpilot/gateway/supabase"
 )
 

@@ -12,8 +12,8 @@ import (
 	"log/slog"
 	"time"
 
-	"github.com/fleetpilot/gateway/gateway/claude"
-	"github.com/fleetpilot/gateway/gateway/tasks"
+	"github.com/fleetpilot/gateway/gateway/clients/claude"
+	"github.com/fleetpilot/gateway/gateway/clients/tasks"
 	"github.com/fleetpilot/gateway/supabase"
 )
 

@@ -12,7 +12,7 @@ import (
 
 	"golang.org/x/time/rate"
 
-	"github.com/fleetpilot/gateway/gateway/dvla"
+	"github.com/fleetpilot/gateway/gateway/clients/dvla"
 	"github.com/fleetpilot/gateway/supabase"
 )
 

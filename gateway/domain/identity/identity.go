@@ -18,7 +18,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/fleetpilot/gateway/gateway/credas"
+	"github.com/fleetpilot/gateway/gateway/clients/credas"
 	"github.com/fleetpilot/gateway/supabase"
 )
 

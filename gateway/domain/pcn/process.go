@@ -9,10 +9,10 @@ import (
 	"strings"
 	"time"
 
-	"github.com/fleetpilot/gateway/gateway/claude"
-	"github.com/fleetpilot/gateway/gateway/gcs"
-	"github.com/fleetpilot/gateway/gateway/tasks"
-	"github.com/fleetpilot/gateway/gateway/vrm"
+	"github.com/fleetpilot/gateway/gateway/clients/claude"
+	"github.com/fleetpilot/gateway/gateway/clients/gcs"
+	"github.com/fleetpilot/gateway/gateway/clients/tasks"
+	"github.com/fleetpilot/gateway/gateway/domain/vrm"
 	"github.com/fleetpilot/gateway/supabase"
 )
 
