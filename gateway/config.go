@@ -1,7 +1,6 @@
 package gateway
 
 import (
-	"encoding/json"
 	"errors"
 	"fmt"
 	"net/url"
@@ -10,22 +9,26 @@ import (
 	"time"
 
 	"github.com/caarlos0/env/v11"
+
+	"github.com/fleetpilot/gateway/gateway/clients/claude"
+	"github.com/fleetpilot/gateway/gateway/clients/credas"
+	"github.com/fleetpilot/gateway/gateway/clients/dvla"
+	"github.com/fleetpilot/gateway/gateway/clients/gcs"
+	"github.com/fleetpilot/gateway/gateway/clients/tasks"
+	"github.com/fleetpilot/gateway/gateway/domain/fleet"
+	"github.com/fleetpilot/gateway/gateway/domain/identity"
+	"github.com/fleetpilot/gateway/gateway/domain/pcn"
+	"github.com/fleetpilot/gateway/supabase"
 )
 
 // Config is every setting of the gateway, read once from the environment at
-// start-up. .env.example lists each variable with a comment.
+// start-up. The HTTP edge's own settings are the top-level fields; each
+// module owns its section (its Config type: env tags, defaults, Validate),
+// read under the envPrefix written here. .env.example lists each variable.
 type Config struct {
 	Port     int    `env:"PORT" envDefault:"8080"`
 	AppEnv   string `env:"APP_ENV" envDefault:"production"`
 	LogLevel string `env:"LOG_LEVEL" envDefault:"info"`
-
-	SupabaseURL        string        `env:"SUPABASE_URL,required,notEmpty"`
-	SupabaseServiceKey string        `env:"SUPABASE_SERVICE_KEY,required,notEmpty"`
-	SupabaseJWTSecret  string        `env:"SUPABASE_JWT_SECRET"`
-	SupabaseJWTIssuer  string        `env:"SUPABASE_JWT_ISSUER"`
-	SupabaseTimeout    time.Duration `env:"SUPABASE_TIMEOUT" envDefault:"10s"`
-	// SupabaseMaxConns caps connections to PostgREST (0: no cap).
-	SupabaseMaxConns int `env:"SUPABASE_MAX_CONNS" envDefault:"16"`
 
 	InternalSecret     string   `env:"INTERNAL_SECRET"`
 	CORSAllowedOrigins []string `env:"CORS_ALLOWED_ORIGINS" envSeparator:","`
@@ -36,7 +39,8 @@ type Config struct {
 	// extraction or a scheduler sweep takes minutes, within Cloud Tasks' and
 	// Cloud Scheduler's 5-minute attempt deadlines.
 	InternalRequestTimeout time.Duration `env:"INTERNAL_REQUEST_TIMEOUT" envDefault:"280s"`
-	GCPProjectID           string        `env:"GCP_PROJECT_ID"`
+	// GCPProjectID names the project in log trace fields (Tasks reads it too).
+	GCPProjectID string `env:"GCP_PROJECT_ID"`
 
 	// Rate limits (token buckets, per instance). 0 turns a limit off.
 	RateLimitTenantPerSecond float64 `env:"RATE_LIMIT_TENANT_PER_SECOND" envDefault:"50"`
@@ -46,73 +50,61 @@ type Config struct {
 	// TrustProxyHeaders takes the client IP from the last X-Forwarded-For entry
 	// (set it behind Cloud Run's front end, never when clients reach the gateway directly).
 	TrustProxyHeaders bool `env:"TRUST_PROXY_HEADERS" envDefault:"false"`
-	// SupabaseJWTRequireIssuer refuses tokens without iss. Only development may
-	// turn it off (load tests with minimal tokens); a wrong iss is always refused.
-	SupabaseJWTRequireIssuer bool `env:"SUPABASE_JWT_REQUIRE_ISSUER" envDefault:"true"`
 
-	// Documents (Google Cloud Storage). Without a key or a signer email the
-	// document endpoints answer 503.
-	GCSBucket             string        `env:"GCS_BUCKET" envDefault:"saas-rental-492618-documents"`
-	GCSServiceAccountJSON string        `env:"GCS_SERVICE_ACCOUNT_JSON"`
-	GCSSignerEmail        string        `env:"GCS_SIGNER_EMAIL"`
-	GCSMaxUploadBytes     int64         `env:"GCS_MAX_UPLOAD_BYTES" envDefault:"20971520"`
-	GCSUploadURLTTL       time.Duration `env:"GCS_UPLOAD_URL_TTL" envDefault:"15m"`
-	GCSDownloadURLTTL     time.Duration `env:"GCS_DOWNLOAD_URL_TTL" envDefault:"5m"`
+	// Module sections. env:"-" keeps the library from reading them with the
+	// edge's fields: LoadConfig reads each on its own under its envPrefix, so
+	// that a malformed value is reported under its full variable name.
 
-	// PCN scanning. Without GCP_PROJECT_ID jobs run in-process (development).
-	TasksLocation       string        `env:"TASKS_LOCATION" envDefault:"europe-west2"`
-	TasksQueue          string        `env:"TASKS_QUEUE" envDefault:"pcn-extract"`
-	TasksTargetBaseURL  string        `env:"TASKS_TARGET_BASE_URL"`
-	TasksServiceAccount string        `env:"TASKS_SERVICE_ACCOUNT"`
-	LocalTaskWorkers    int           `env:"LOCAL_TASK_WORKERS" envDefault:"2"`
-	AnthropicAPIKey     string        `env:"ANTHROPIC_API_KEY"`
-	AnthropicModel      string        `env:"ANTHROPIC_MODEL" envDefault:"claude-sonnet-5-5"`
-	AnthropicBaseURL    string        `env:"ANTHROPIC_BASE_URL"`
-	AnthropicTimeout    time.Duration `env:"ANTHROPIC_TIMEOUT" envDefault:"90s"`
-	AnthropicMaxRetries int           `env:"ANTHROPIC_MAX_RETRIES" envDefault:"1"`
-	PCNMaxAttempts      int           `env:"PCN_MAX_ATTEMPTS" envDefault:"3"`
-	PCNStuckAfter       time.Duration `env:"PCN_STUCK_AFTER" envDefault:"10m"`
-
-	// DVLA Vehicle Enquiry Service. Without a key the vehicle endpoints answer 503.
-	DVLAAPIKey      string        `env:"DVLA_VES_API_KEY"`
-	DVLABaseURL     string        `env:"DVLA_VES_BASE_URL" envDefault:"https://driver-vehicle-licensing.api.gov.uk/vehicle-enquiry"`
-	DVLATimeout     time.Duration `env:"DVLA_VES_TIMEOUT" envDefault:"10s"`
-	DVLACacheTTL    time.Duration `env:"DVLA_VES_CACHE_TTL" envDefault:"24h"`
-	DVLANotFoundTTL time.Duration `env:"DVLA_VES_NOT_FOUND_TTL" envDefault:"10m"`
-	DVLARate        float64       `env:"DVLA_VES_RATE" envDefault:"2"`
-	DVLABatch       int           `env:"DVLA_REFRESH_BATCH" envDefault:"500"`
-
-	// Credas identity checks. Without a key the identity endpoints answer 503.
-	CredasAPIKey         string        `env:"CREDAS_API_KEY"`
-	CredasBaseURL        string        `env:"CREDAS_BASE_URL" envDefault:"https://portal.credas.com/api/v2/ci"`
-	CredasJourneyID      string        `env:"CREDAS_JOURNEY_ID"`
-	CredasActorID        int           `env:"CREDAS_ACTOR_ID"`
-	CredasContactMode    string        `env:"CREDAS_CONTACT_MODE" envDefault:"email"`
-	CredasWebhookBaseURL string        `env:"CREDAS_WEBHOOK_BASE_URL"`
-	CredasPollAfter      time.Duration `env:"CREDAS_POLL_AFTER" envDefault:"6h"`
-	CredasTimeout        time.Duration `env:"CREDAS_TIMEOUT" envDefault:"20s"`
+	// Supabase: PostgREST and token verification (SUPABASE_*).
+	Supabase supabase.Config `env:"-" envPrefix:"SUPABASE_"`
+	// GCS: documents. Without a key or a signer email the document endpoints answer 503.
+	GCS gcs.Config `env:"-" envPrefix:"GCS_"`
+	// Tasks: PCN jobs on Cloud Tasks; without GCP_PROJECT_ID they run in-process.
+	Tasks tasks.Config `env:"-" envPrefix:""`
+	// Claude: PCN extraction (ANTHROPIC_*).
+	Claude claude.Config `env:"-" envPrefix:"ANTHROPIC_"`
+	// PCN: the scanning pipeline (PCN_*).
+	PCN pcn.Config `env:"-" envPrefix:"PCN_"`
+	// DVLA: Vehicle Enquiry Service lookups (DVLA_VES_*). Without a key the vehicle endpoints answer 503.
+	DVLA dvla.Config `env:"-" envPrefix:"DVLA_VES_"`
+	// Fleet: the daily vehicle refresh (DVLA_VES_RATE, DVLA_REFRESH_BATCH).
+	Fleet fleet.Config `env:"-" envPrefix:""`
+	// Credas: identity checks (CREDAS_*). Without a key the identity endpoints answer 503.
+	Credas credas.Config `env:"-" envPrefix:"CREDAS_"`
+	// Identity: the identity-check flow (CREDAS_WEBHOOK_BASE_URL, CREDAS_CONTACT_MODE, CREDAS_POLL_AFTER).
+	Identity identity.Config `env:"-" envPrefix:"CREDAS_"`
 }
 
 // DocumentsEnabled reports whether GCS signing is configured.
-func (c Config) DocumentsEnabled() bool {
-	return c.GCSServiceAccountJSON != "" || c.GCSSignerEmail != ""
-}
+func (c Config) DocumentsEnabled() bool { return c.GCS.Enabled() }
 
 // Production reports whether the gateway runs in production mode, where
 // missing secrets are fatal rather than disabling a feature.
 func (c Config) Production() bool { return c.AppEnv == "production" }
 
 // JWTIssuer is the issuer tokens must carry.
-func (c Config) JWTIssuer() string {
-	if c.SupabaseJWTIssuer != "" {
-		return c.SupabaseJWTIssuer
-	}
-	return strings.TrimRight(c.SupabaseURL, "/") + "/auth/v1"
-}
+func (c Config) JWTIssuer() string { return c.Supabase.Issuer() }
 
 // JWKSURL is where Supabase Auth publishes its asymmetric signing keys.
-func (c Config) JWKSURL() string {
-	return strings.TrimRight(c.SupabaseURL, "/") + "/auth/v1/.well-known/jwks.json"
+func (c Config) JWKSURL() string { return c.Supabase.JWKSURL() }
+
+// section is one module's part of the configuration.
+type section struct {
+	prefix string
+	ptr    any // pointer to the module's Config
+}
+
+func (c *Config) sections() []section {
+	v := reflect.ValueOf(c).Elem()
+	t := v.Type()
+	var s []section
+	for i := range t.NumField() {
+		f := t.Field(i)
+		if prefix, ok := f.Tag.Lookup("envPrefix"); ok {
+			s = append(s, section{prefix, v.Field(i).Addr().Interface()})
+		}
+	}
+	return s
 }
 
 // LoadConfig reads the configuration from environ (os.Environ() as a map when
@@ -122,27 +114,42 @@ func LoadConfig(environ map[string]string) (Config, error) {
 	if environ != nil {
 		opts.Environment = environ
 	}
-	cfg, err := env.ParseAsWithOptions[Config](opts)
+	var cfg Config
 	var problems []string
-	if err != nil {
-		problems = append(problems, envProblems(err)...)
+	parse := func(ptr any, prefix string) {
+		o := opts
+		o.Prefix = prefix
+		if err := env.ParseWithOptions(ptr, o); err != nil {
+			problems = append(problems, envProblems(err, reflect.TypeOf(ptr).Elem(), prefix)...)
+		}
 	}
-	problems = append(problems, cfg.validate(err != nil)...)
+	parse(&cfg, "")
+	for _, s := range cfg.sections() {
+		parse(s.ptr, s.prefix)
+	}
+	// A value that could not be read is reported once, as unreadable, not
+	// again by the range checks that see its zero value.
+	unreadable := map[string]bool{}
+	for _, p := range problems {
+		unreadable[problemKey(p)] = true
+	}
+	for _, p := range lines(cfg.Validate()) {
+		if !unreadable[problemKey(p)] {
+			problems = append(problems, p)
+		}
+	}
 	if len(problems) > 0 {
 		return Config{}, fmt.Errorf("invalid configuration:\n  %s", strings.Join(problems, "\n  "))
 	}
 	return cfg, nil
 }
 
-func (c Config) validate(parseFailed bool) []string {
+// Validate checks the edge's settings, every section (its problems prefixed
+// with the section's envPrefix) and the few rules that span sections. Each
+// line of the error names one variable.
+func (c Config) Validate() error {
 	var p []string
-	if c.SupabaseURL != "" {
-		u, err := url.Parse(c.SupabaseURL)
-		if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" || strings.Trim(u.Path, "/") != "" || u.RawQuery != "" {
-			p = append(p, "SUPABASE_URL: must be the project URL, such as https://<ref>.supabase.co")
-		}
-	}
-	if !parseFailed && (c.Port < 1 || c.Port > 65535) {
+	if c.Port < 1 || c.Port > 65535 {
 		p = append(p, "PORT: must be between 1 and 65535")
 	}
 	switch c.AppEnv {
@@ -150,13 +157,8 @@ func (c Config) validate(parseFailed bool) []string {
 	default:
 		p = append(p, "APP_ENV: must be production or development")
 	}
-	switch strings.ToLower(c.LogLevel) {
-	case "debug", "info", "warn", "warning", "error":
-	default:
+	if _, err := parseLevel(c.LogLevel); err != nil {
 		p = append(p, "LOG_LEVEL: must be debug, info, warn or error")
-	}
-	if c.SupabaseJWTSecret != "" && len(c.SupabaseJWTSecret) < 32 {
-		p = append(p, "SUPABASE_JWT_SECRET: must be at least 32 characters (Supabase's legacy JWT secret)")
 	}
 	if c.InternalSecret == "" && c.Production() {
 		p = append(p, "INTERNAL_SECRET: required in production (APP_ENV=production)")
@@ -170,115 +172,65 @@ func (c Config) validate(parseFailed bool) []string {
 			p = append(p, fmt.Sprintf("CORS_ALLOWED_ORIGINS: %q is not an origin such as https://app.example.com", o))
 		}
 	}
-	if !parseFailed && c.MaxBodyBytes < 1024 {
+	if c.MaxBodyBytes < 1024 {
 		p = append(p, "MAX_BODY_BYTES: must be at least 1024")
 	}
-	if !parseFailed && c.RequestTimeout <= 0 {
+	if c.RequestTimeout <= 0 {
 		p = append(p, "REQUEST_TIMEOUT: must be positive, such as 30s")
 	}
-	if !parseFailed && (c.InternalRequestTimeout <= 0 || c.InternalRequestTimeout > 30*time.Minute) {
+	if c.InternalRequestTimeout <= 0 || c.InternalRequestTimeout > 30*time.Minute {
 		p = append(p, "INTERNAL_REQUEST_TIMEOUT: must be positive and at most 30m")
 	}
-	if c.GCSServiceAccountJSON != "" {
-		var sa struct {
-			ClientEmail string `json:"client_email"`
-			PrivateKey  string `json:"private_key"`
-		}
-		if json.Unmarshal([]byte(c.GCSServiceAccountJSON), &sa) != nil || sa.ClientEmail == "" || sa.PrivateKey == "" {
-			p = append(p, "GCS_SERVICE_ACCOUNT_JSON: must be a service-account key (JSON with client_email and private_key)")
-		}
-	}
-	if !parseFailed && (c.GCSMaxUploadBytes < 1 || c.GCSMaxUploadBytes > 5<<30) {
-		p = append(p, "GCS_MAX_UPLOAD_BYTES: must be between 1 and 5 GiB")
-	}
-	if !parseFailed && (c.GCSUploadURLTTL < time.Minute || c.GCSUploadURLTTL > 7*24*time.Hour) {
-		p = append(p, "GCS_UPLOAD_URL_TTL: must be between 1m and 168h")
-	}
-	if !parseFailed && (c.GCSDownloadURLTTL < 10*time.Second || c.GCSDownloadURLTTL > 7*24*time.Hour) {
-		p = append(p, "GCS_DOWNLOAD_URL_TTL: must be between 10s and 168h")
-	}
-	if c.GCPProjectID != "" {
-		if u, err := url.Parse(c.TasksTargetBaseURL); c.TasksTargetBaseURL == "" || err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
-			p = append(p, "TASKS_TARGET_BASE_URL: required with GCP_PROJECT_ID: the gateway's public URL, such as https://gateway-xyz.a.run.app")
-		}
-		if c.InternalSecret == "" {
-			p = append(p, "INTERNAL_SECRET: required with GCP_PROJECT_ID (Cloud Tasks sends it)")
+	for key, v := range map[string]float64{
+		"RATE_LIMIT_TENANT_PER_SECOND": c.RateLimitTenantPerSecond, "RATE_LIMIT_TENANT_BURST": float64(c.RateLimitTenantBurst),
+		"RATE_LIMIT_IP_PER_SECOND": c.RateLimitIPPerSecond, "RATE_LIMIT_IP_BURST": float64(c.RateLimitIPBurst),
+	} {
+		if v < 0 {
+			p = append(p, key+": must not be negative")
 		}
 	}
-	if c.AnthropicBaseURL != "" {
-		if u, err := url.Parse(c.AnthropicBaseURL); err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
-			p = append(p, "ANTHROPIC_BASE_URL: must be an http(s) URL")
+	for _, s := range c.sections() {
+		for _, line := range lines(s.ptr.(interface{ Validate() error }).Validate()) {
+			p = append(p, s.prefix+line)
 		}
 	}
-	if !parseFailed && (c.PCNMaxAttempts < 1 || c.PCNMaxAttempts > 20) {
-		p = append(p, "PCN_MAX_ATTEMPTS: must be between 1 and 20")
-	}
-	if !parseFailed && c.PCNStuckAfter < time.Minute {
-		p = append(p, "PCN_STUCK_AFTER: must be at least 1m")
-	}
-	if !parseFailed && (c.LocalTaskWorkers < 1 || c.LocalTaskWorkers > 64) {
-		p = append(p, "LOCAL_TASK_WORKERS: must be between 1 and 64")
-	}
-	if !parseFailed && (c.AnthropicMaxRetries < 0 || c.AnthropicMaxRetries > 5) {
-		p = append(p, "ANTHROPIC_MAX_RETRIES: must be between 0 and 5")
-	}
-	if u, err := url.Parse(c.DVLABaseURL); err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
-		p = append(p, "DVLA_VES_BASE_URL: must be an http(s) URL")
-	}
-	if !parseFailed && (c.DVLARate <= 0 || c.DVLARate > 50) {
-		p = append(p, "DVLA_VES_RATE: must be above 0 and at most 50 lookups a second")
-	}
-	if !parseFailed && (c.DVLABatch < 1 || c.DVLABatch > 10000) {
-		p = append(p, "DVLA_REFRESH_BATCH: must be between 1 and 10000")
-	}
-	if !parseFailed && (c.DVLATimeout <= 0 || c.DVLACacheTTL < 0 || c.DVLANotFoundTTL < 0) {
-		p = append(p, "DVLA_VES_TIMEOUT, DVLA_VES_CACHE_TTL, DVLA_VES_NOT_FOUND_TTL: must be positive durations")
-	}
-	if c.CredasAPIKey != "" {
-		if c.CredasJourneyID == "" {
-			p = append(p, "CREDAS_JOURNEY_ID: required with CREDAS_API_KEY")
-		}
-		if c.CredasActorID <= 0 && !parseFailed {
-			p = append(p, "CREDAS_ACTOR_ID: required with CREDAS_API_KEY (a positive number)")
-		}
-		if u, err := url.Parse(c.CredasWebhookBaseURL); c.CredasWebhookBaseURL == "" || err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
-			p = append(p, "CREDAS_WEBHOOK_BASE_URL: required with CREDAS_API_KEY: the gateway's public URL")
-		}
-		if u, err := url.Parse(c.CredasBaseURL); err != nil || u.Scheme == "" || u.Host == "" {
-			p = append(p, "CREDAS_BASE_URL: must be an http(s) URL")
-		}
-	}
-	switch c.CredasContactMode {
-	case "email", "sms", "none":
-	default:
-		p = append(p, "CREDAS_CONTACT_MODE: must be email, sms or none")
-	}
-	if !parseFailed && c.CredasPollAfter < time.Minute {
-		p = append(p, "CREDAS_POLL_AFTER: must be at least 1m")
-	}
-	if !c.SupabaseJWTRequireIssuer && c.Production() {
+	// Rules across sections.
+	if !c.Supabase.JWTRequireIssuer && c.Production() {
 		p = append(p, "SUPABASE_JWT_REQUIRE_ISSUER: may only be false with APP_ENV=development")
 	}
-	if !parseFailed && (c.RateLimitTenantPerSecond < 0 || c.RateLimitIPPerSecond < 0 || c.RateLimitTenantBurst < 0 || c.RateLimitIPBurst < 0) {
-		p = append(p, "RATE_LIMIT_*: must not be negative")
+	if c.Credas.APIKey != "" {
+		if u, err := url.Parse(c.Identity.WebhookBaseURL); c.Identity.WebhookBaseURL == "" || err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
+			p = append(p, "CREDAS_WEBHOOK_BASE_URL: required with CREDAS_API_KEY: the gateway's public URL")
+		}
 	}
-	if !parseFailed && (c.SupabaseMaxConns < 0 || c.SupabaseMaxConns > 1024) {
-		p = append(p, "SUPABASE_MAX_CONNS: must be between 0 (no cap) and 1024")
+	if len(p) == 0 {
+		return nil
 	}
-	if !parseFailed && c.SupabaseTimeout <= 0 {
-		p = append(p, "SUPABASE_TIMEOUT: must be positive, such as 10s")
-	}
-	return p
+	return errors.New(strings.Join(p, "\n"))
 }
 
-// envProblems turns env's aggregate error into one line per variable.
-func envProblems(err error) []string {
+// lines splits a joined validation error into its one-variable lines.
+func lines(err error) []string {
+	if err == nil {
+		return nil
+	}
+	return strings.Split(err.Error(), "\n")
+}
+
+// problemKey is the variable a problem line names ("KEY: ...").
+func problemKey(line string) string {
+	k, _, _ := strings.Cut(line, ":")
+	return k
+}
+
+// envProblems turns env's aggregate error into one line per variable; t is
+// the struct read under prefix, to name a field that could not be parsed.
+func envProblems(err error, t reflect.Type, prefix string) []string {
 	var agg env.AggregateError
 	errs := []error{err}
 	if errors.As(err, &agg) {
 		errs = agg.Errors
 	}
-	keys := envKeys()
 	var p []string
 	for _, e := range errs {
 		var notSet env.VarIsNotSetError
@@ -290,21 +242,14 @@ func envProblems(err error) []string {
 		case errors.As(e, &empty):
 			p = append(p, empty.Key+": required but empty")
 		case errors.As(e, &parse):
-			p = append(p, fmt.Sprintf("%s: cannot be read as %s", keys[parse.Name], parse.Type))
+			key := parse.Name
+			if f, ok := t.FieldByName(parse.Name); ok {
+				key = prefix + strings.Split(f.Tag.Get("env"), ",")[0]
+			}
+			p = append(p, fmt.Sprintf("%s: cannot be read as %s", key, parse.Type))
 		default:
 			p = append(p, e.Error())
 		}
 	}
 	return p
-}
-
-// envKeys maps Config field names to their variable names, for messages.
-func envKeys() map[string]string {
-	t := reflect.TypeFor[Config]()
-	m := make(map[string]string, t.NumField())
-	for i := range t.NumField() {
-		f := t.Field(i)
-		m[f.Name] = strings.Split(f.Tag.Get("env"), ",")[0]
-	}
-	return m
 }

@@ -88,8 +88,8 @@ func (s *server) CreateDocumentUpload(c *echo.Context) error {
 	}
 	contentType, _ := b.enum("content_type", true, uploadContentTypes)
 	size, okSize := b.integer("size_bytes", true)
-	if okSize && (size < 1 || size > s.cfg.GCSMaxUploadBytes) {
-		b.fail("size_bytes", "Input should be between 1 and "+itoa(s.cfg.GCSMaxUploadBytes), "value_error")
+	if okSize && (size < 1 || size > s.cfg.GCS.MaxUploadBytes) {
+		b.fail("size_bytes", "Input should be between 1 and "+itoa(s.cfg.GCS.MaxUploadBytes), "value_error")
 	}
 	if err := b.err(); err != nil {
 		return err
@@ -107,7 +107,7 @@ func (s *server) CreateDocumentUpload(c *echo.Context) error {
 	// Sign first: if signing fails nothing is written.
 	docID := uuid.NewString()
 	object := gcs.ObjectPath(tenant.String(), entityType, entityID, docType, docID, filename)
-	up, err := store.SignedUpload(object, contentType, size, s.cfg.GCSUploadURLTTL)
+	up, err := store.SignedUpload(object, contentType, size, s.cfg.GCS.UploadURLTTL)
 	if err != nil {
 		return upstream("Failed to create the upload URL", err)
 	}
@@ -272,7 +272,7 @@ func (s *server) GetDocumentDownloadURL(c *echo.Context, id string) error {
 	if st.Status != "uploaded" {
 		return newError(http.StatusConflict, "Document is not uploaded yet", nil)
 	}
-	u, exp, err := store.SignedDownload(st.ObjectPath, st.Filename, s.cfg.GCSDownloadURLTTL)
+	u, exp, err := store.SignedDownload(st.ObjectPath, st.Filename, s.cfg.GCS.DownloadURLTTL)
 	if err != nil {
 		return upstream("Failed to create the download URL", err)
 	}

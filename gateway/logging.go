@@ -13,15 +13,8 @@ import (
 // (severity, message, sourceLocation), so Cloud Run shows levels and groups
 // request logs by trace.
 func NewLogger(w io.Writer, level string) *slog.Logger {
-	var lvl slog.Level
-	switch strings.ToLower(level) {
-	case "debug":
-		lvl = slog.LevelDebug
-	case "warn", "warning":
-		lvl = slog.LevelWarn
-	case "error":
-		lvl = slog.LevelError
-	default:
+	lvl, err := parseLevel(level)
+	if err != nil {
 		lvl = slog.LevelInfo
 	}
 	return slog.New(slog.NewJSONHandler(w, &slog.HandlerOptions{
@@ -44,6 +37,17 @@ func NewLogger(w io.Writer, level string) *slog.Logger {
 			return a
 		},
 	}))
+}
+
+// parseLevel reads LOG_LEVEL: slog's names in any case ("warning" too, the
+// name Cloud Logging uses).
+func parseLevel(s string) (slog.Level, error) {
+	if strings.EqualFold(s, "warning") {
+		s = "warn"
+	}
+	var l slog.Level
+	err := l.UnmarshalText([]byte(s))
+	return l, err
 }
 
 // severity is Cloud Logging's name for a level.

@@ -14,6 +14,7 @@ import (
 	"io"
 	"math/rand/v2"
 	"net/http"
+	"net/url"
 	"strings"
 	"sync"
 	"time"
@@ -21,17 +22,66 @@ import (
 	"github.com/go-resty/resty/v2"
 )
 
-// Config is what the client needs to reach PostgREST.
+// Config is the Supabase project: how to reach PostgREST and how to verify
+// its access tokens. The env tags are relative to the SUPABASE_ prefix the
+// gateway's configuration gives this section.
 type Config struct {
 	// URL is the project URL (https://<ref>.supabase.co); PostgREST is at /rest/v1.
-	URL string
+	URL string `env:"URL,required,notEmpty"`
 	// ServiceKey is a legacy service_role JWT or a new sb_secret_... key.
-	ServiceKey string
+	ServiceKey string `env:"SERVICE_KEY,required,notEmpty"`
 	// Timeout bounds every call (including retries) unless the caller's context
 	// ends sooner. Zero means 10 s.
-	Timeout time.Duration
+	Timeout time.Duration `env:"TIMEOUT" envDefault:"10s"`
+	// MaxConns caps connections to PostgREST (0: no cap); see NewHTTPClient.
+	MaxConns int `env:"MAX_CONNS" envDefault:"16"`
+	// JWTSecret is the legacy HS256 project secret; empty disables HS256.
+	JWTSecret string `env:"JWT_SECRET"`
+	// JWTIssuer overrides the issuer tokens must carry ({URL}/auth/v1).
+	JWTIssuer string `env:"JWT_ISSUER"`
+	// JWTRequireIssuer refuses tokens without iss; a wrong iss is always refused.
+	JWTRequireIssuer bool `env:"JWT_REQUIRE_ISSUER" envDefault:"true"`
 	// RetryWait is the base of the jittered backoff between GET retries. Zero means 50 ms.
 	RetryWait time.Duration
+}
+
+// Issuer is the issuer tokens must carry.
+func (c Config) Issuer() string {
+	if c.JWTIssuer != "" {
+		return c.JWTIssuer
+	}
+	return strings.TrimRight(c.URL, "/") + "/auth/v1"
+}
+
+// JWKSURL is where Supabase Auth publishes its asymmetric signing keys.
+func (c Config) JWKSURL() string {
+	return strings.TrimRight(c.URL, "/") + "/auth/v1/.well-known/jwks.json"
+}
+
+// Verifier is the token verifier's configuration for this project.
+func (c Config) Verifier() VerifierConfig {
+	return VerifierConfig{JWTSecret: c.JWTSecret, JWKSURL: c.JWKSURL(), Issuer: c.Issuer(), AllowMissingIssuer: !c.JWTRequireIssuer}
+}
+
+// Validate names each bad setting, one error per variable (keys without the prefix).
+func (c Config) Validate() error {
+	var p []error
+	if c.URL != "" {
+		u, err := url.Parse(c.URL)
+		if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" || strings.Trim(u.Path, "/") != "" || u.RawQuery != "" {
+			p = append(p, errors.New("URL: must be the project URL, such as https://<ref>.supabase.co"))
+		}
+	}
+	if c.JWTSecret != "" && len(c.JWTSecret) < 32 {
+		p = append(p, errors.New("JWT_SECRET: must be at least 32 characters (Supabase's legacy JWT secret)"))
+	}
+	if c.MaxConns < 0 || c.MaxConns > 1024 {
+		p = append(p, errors.New("MAX_CONNS: must be between 0 (no cap) and 1024"))
+	}
+	if c.Timeout <= 0 {
+		p = append(p, errors.New("TIMEOUT: must be positive, such as 10s"))
+	}
+	return errors.Join(p...)
 }
 
 // Client is safe for concurrent use; build one per process and share it, so

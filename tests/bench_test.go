@@ -35,7 +35,7 @@ func BenchmarkListIncidents(b *testing.B) {
 			}))
 			defer up.Close()
 			cfg := testConfig()
-			cfg.SupabaseURL = up.URL
+			cfg.Supabase.URL = up.URL
 			log := gateway.NewLogger(discard{}, "info")
 			hc := supabase.NewHTTPClient(0)
 			db := supabase.New(supabase.Config{URL: up.URL, ServiceKey: serviceKey, Timeout: 5 * time.Second}, hc)

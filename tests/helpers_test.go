@@ -24,6 +24,7 @@ import (
 	"github.com/fleetpilot/gateway/gateway/clients/claude"
 	"github.com/fleetpilot/gateway/gateway/clients/credas"
 	"github.com/fleetpilot/gateway/gateway/clients/dvla"
+	"github.com/fleetpilot/gateway/gateway/clients/gcs"
 	"github.com/fleetpilot/gateway/gateway/domain/fleet"
 	"github.com/fleetpilot/gateway/gateway/domain/identity"
 	"github.com/fleetpilot/gateway/gateway/domain/pcn"
@@ -138,11 +139,10 @@ type pcnOpts struct {
 func testConfig() gateway.Config {
 	return gateway.Config{
 		Port: 8080, AppEnv: "development", LogLevel: "debug",
-		SupabaseURL: supabaseURL, SupabaseServiceKey: serviceKey, SupabaseJWTSecret: jwtSecret,
-		SupabaseTimeout: 2 * time.Second, MaxBodyBytes: 1 << 20, RequestTimeout: 5 * time.Second, InternalRequestTimeout: 10 * time.Second,
-		InternalSecret:    "internal-secret-with-at-least-32-chars!!",
-		GCSBucket:         "fleet-docs",
-		GCSMaxUploadBytes: 20 << 20, GCSUploadURLTTL: 15 * time.Minute, GCSDownloadURLTTL: 5 * time.Minute,
+		Supabase:     supabase.Config{URL: supabaseURL, ServiceKey: serviceKey, JWTSecret: jwtSecret, Timeout: 2 * time.Second, JWTRequireIssuer: true},
+		MaxBodyBytes: 1 << 20, RequestTimeout: 5 * time.Second, InternalRequestTimeout: 10 * time.Second,
+		InternalSecret: "internal-secret-with-at-least-32-chars!!",
+		GCS:            gcs.Config{Bucket: "fleet-docs", MaxUploadBytes: 20 << 20, UploadURLTTL: 15 * time.Minute, DownloadURLTTL: 5 * time.Minute},
 	}
 }
 
@@ -152,7 +152,7 @@ func newApp(t *testing.T, o appOpts) (*echo.Echo, *upstream, *bytes.Buffer) {
 	u := newUpstream(t)
 	cfg := testConfig()
 	if o.serviceKey != "" {
-		cfg.SupabaseServiceKey = o.serviceKey
+		cfg.Supabase.ServiceKey = o.serviceKey
 	}
 	if o.mutate != nil {
 		o.mutate(&cfg)
@@ -160,7 +160,9 @@ func newApp(t *testing.T, o appOpts) (*echo.Echo, *upstream, *bytes.Buffer) {
 	hc := &http.Client{Transport: u.mt}
 	logs := &syncBuffer{}
 	log := gateway.NewLogger(logs, "debug")
-	db := supabase.New(supabase.Config{URL: cfg.SupabaseURL, ServiceKey: cfg.SupabaseServiceKey, Timeout: cfg.SupabaseTimeout, RetryWait: time.Millisecond}, hc)
+	sc := cfg.Supabase
+	sc.RetryWait = time.Millisecond
+	db := supabase.New(sc, hc)
 	v := o.verifier
 	if v == nil {
 		var err error

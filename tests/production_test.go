@@ -67,7 +67,7 @@ func TestIPRateLimitBeforeAuth(t *testing.T) {
 // TestHangingUpstreamBoundedByDeadline: an upstream that never answers costs
 // at most REQUEST_TIMEOUT.
 func TestHangingUpstreamBoundedByDeadline(t *testing.T) {
-	e, up, _ := newApp(t, appOpts{mutate: func(c *gateway.Config) { c.RequestTimeout = 300 * time.Millisecond; c.SupabaseTimeout = time.Minute }})
+	e, up, _ := newApp(t, appOpts{mutate: func(c *gateway.Config) { c.RequestTimeout = 300 * time.Millisecond; c.Supabase.Timeout = time.Minute }})
 	up.mt.RegisterResponder(http.MethodGet, restURL+"incidents", func(r *http.Request) (*http.Response, error) {
 		<-r.Context().Done()
 		return nil, r.Context().Err()
@@ -140,7 +140,7 @@ func TestShutdownDrainsInFlight(t *testing.T) {
 // the user-facing REQUEST_TIMEOUT (a PCN extraction takes longer).
 func TestInternalDeadline(t *testing.T) {
 	e, up, _ := newApp(t, appOpts{pcn: &pcnOpts{}, mutate: func(c *gateway.Config) {
-		c.RequestTimeout, c.InternalRequestTimeout, c.SupabaseTimeout = 100*time.Millisecond, 700*time.Millisecond, time.Minute
+		c.RequestTimeout, c.InternalRequestTimeout, c.Supabase.Timeout = 100*time.Millisecond, 700*time.Millisecond, time.Minute
 	}})
 	up.mt.RegisterResponder(http.MethodGet, restURL+"pcn_jobs", func(r *http.Request) (*http.Response, error) {
 		<-r.Context().Done()

@@ -35,7 +35,7 @@ func externalGateway(t *testing.T, dvlaURL, credasURL string) *httptest.Server {
 	}
 	log := slog.New(slog.NewJSONHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelWarn}))
 	hc := supabase.NewHTTPClient(0)
-	db := supabase.New(supabase.Config{URL: cfg.SupabaseURL, ServiceKey: cfg.SupabaseServiceKey}, hc)
+	db := supabase.New(supabase.Config{URL: cfg.Supabase.URL, ServiceKey: cfg.Supabase.ServiceKey}, hc)
 	v, err := supabase.NewVerifier(t.Context(), supabase.VerifierConfig{JWKSURL: cfg.JWKSURL(), Issuer: cfg.JWTIssuer()}, hc, log)
 	if err != nil {
 		t.Fatal(err)

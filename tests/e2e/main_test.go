@@ -111,7 +111,7 @@ func gatewayWith(t *testing.T, serviceKey string, o gwOpts) (*httptest.Server, *
 	}
 	log := slog.New(slog.NewJSONHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelWarn}))
 	hc := supabase.NewHTTPClient(0)
-	client := supabase.New(supabase.Config{URL: cfg.SupabaseURL, ServiceKey: cfg.SupabaseServiceKey, Timeout: cfg.SupabaseTimeout}, hc)
+	client := supabase.New(cfg.Supabase, hc)
 	v, err := supabase.NewVerifier(t.Context(), supabase.VerifierConfig{JWKSURL: cfg.JWKSURL(), Issuer: cfg.JWTIssuer()}, hc, log)
 	if err != nil {
 		t.Fatal(err)

@@ -9,7 +9,6 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
-	"strings"
 	"sync"
 	"time"
 
@@ -53,26 +52,22 @@ func Build(ctx context.Context, cfg gateway.Config, log *slog.Logger, o Options)
 			a.Close()
 		}
 	}()
-	hc := supabase.NewHTTPClient(cfg.SupabaseMaxConns)
-	db := supabase.New(supabase.Config{URL: cfg.SupabaseURL, ServiceKey: cfg.SupabaseServiceKey, Timeout: cfg.SupabaseTimeout}, hc)
-	verifier, err := supabase.NewVerifier(ctx, supabase.VerifierConfig{
-		JWTSecret: cfg.SupabaseJWTSecret, JWKSURL: cfg.JWKSURL(), Issuer: cfg.JWTIssuer(),
-		AllowMissingIssuer: !cfg.SupabaseJWTRequireIssuer,
-	}, hc, log)
+	hc := supabase.NewHTTPClient(cfg.Supabase.MaxConns)
+	db := supabase.New(cfg.Supabase, hc)
+	verifier, err := supabase.NewVerifier(ctx, cfg.Supabase.Verifier(), hc, log)
 	if err != nil {
 		return nil, err
 	}
 	deps := gateway.Deps{Logger: log, DB: db, Verifier: verifier}
 
 	files := o.Files
-	if files == nil && cfg.DocumentsEnabled() {
-		gcfg := gcs.Config{Bucket: cfg.GCSBucket, ServiceAccountJSON: cfg.GCSServiceAccountJSON, SignerEmail: cfg.GCSSignerEmail}
-		client, err := gcs.NewClient(ctx, gcfg)
+	if files == nil && cfg.GCS.Enabled() {
+		client, err := gcs.NewClient(ctx, cfg.GCS)
 		if err != nil {
 			return nil, fmt.Errorf("gcs client: %w", err)
 		}
 		a.closers = append(a.closers, client.Close)
-		if files, err = gcs.New(gcfg, client); err != nil {
+		if files, err = gcs.New(cfg.GCS, client); err != nil {
 			return nil, err
 		}
 	}
@@ -84,55 +79,52 @@ func Build(ctx context.Context, cfg gateway.Config, log *slog.Logger, o Options)
 	}
 
 	var extractor pcn.Extractor
-	if cfg.AnthropicAPIKey != "" {
-		if extractor, err = claude.New(claude.Config{APIKey: cfg.AnthropicAPIKey, Model: cfg.AnthropicModel, BaseURL: cfg.AnthropicBaseURL,
-			Timeout: cfg.AnthropicTimeout, MaxRetries: cfg.AnthropicMaxRetries}, supabase.NewHTTPClient(0)); err != nil {
+	if cfg.Claude.APIKey != "" {
+		if extractor, err = claude.New(cfg.Claude, supabase.NewHTTPClient(0)); err != nil {
 			return nil, err
 		}
 	} else {
 		log.Warn("ANTHROPIC_API_KEY is not set: PCN scans are accepted and end needs_attention (extraction_unavailable)")
 	}
 
-	pcnCfg := pcn.Config{MaxAttempts: cfg.PCNMaxAttempts, StuckAfter: cfg.PCNStuckAfter, MaxDocBytes: cfg.GCSMaxUploadBytes}
+	pcnCfg := cfg.PCN
+	pcnCfg.MaxDocBytes = cfg.GCS.MaxUploadBytes // a scan reads no more than an upload may hold
 	var svc *pcn.Service
-	if cfg.GCPProjectID != "" {
+	if cfg.Tasks.ProjectID != "" {
 		tc, err := cloudtasks.NewClient(ctx)
 		if err != nil {
 			return nil, fmt.Errorf("cloud tasks client: %w", err)
 		}
 		a.closers = append(a.closers, tc.Close)
-		queue, err := tasks.NewCloudTasks(tasks.Config{ProjectID: cfg.GCPProjectID, Location: cfg.TasksLocation, Queue: cfg.TasksQueue,
-			TargetBaseURL: cfg.TasksTargetBaseURL, InternalSecret: cfg.InternalSecret, ServiceAccount: cfg.TasksServiceAccount}, tc)
+		queue, err := tasks.NewCloudTasks(cfg.Tasks, tc)
 		if err != nil {
 			return nil, err
 		}
 		svc = pcn.New(pcnCfg, db, reader, extractor, queue, log)
 	} else {
-		log.Warn("GCP_PROJECT_ID is not set: PCN jobs run in-process", "workers", cfg.LocalTaskWorkers)
-		a.local = tasks.NewLocal(cfg.LocalTaskWorkers, 1000, func(ctx context.Context, j tasks.Job) error { return svc.RunTask(ctx, j) }, log)
+		log.Warn("GCP_PROJECT_ID is not set: PCN jobs run in-process", "workers", cfg.Tasks.LocalWorkers)
+		a.local = tasks.NewLocal(cfg.Tasks.LocalWorkers, 1000, func(ctx context.Context, j tasks.Job) error { return svc.RunTask(ctx, j) }, log)
 		svc = pcn.New(pcnCfg, db, reader, extractor, a.local, log)
 	}
 	deps.PCN = svc
 
-	if cfg.DVLAAPIKey != "" {
-		dc, err := dvla.New(dvla.Config{APIKey: cfg.DVLAAPIKey, BaseURL: cfg.DVLABaseURL, Timeout: cfg.DVLATimeout}, supabase.NewHTTPClient(0))
+	if cfg.DVLA.APIKey != "" {
+		dc, err := dvla.New(cfg.DVLA, supabase.NewHTTPClient(0))
 		if err != nil {
 			return nil, err
 		}
-		cache := dvla.NewCache(dc, cfg.DVLACacheTTL, cfg.DVLANotFoundTTL, 50000)
-		deps.Vehicles = vehicles{cache, fleet.New(fleet.Config{Rate: cfg.DVLARate, Batch: cfg.DVLABatch}, db, cache, log)}
+		cache := dvla.NewCache(dc, cfg.DVLA.CacheTTL, cfg.DVLA.NotFoundTTL, 50000)
+		deps.Vehicles = vehicles{cache, fleet.New(cfg.Fleet, db, cache, log)}
 	} else {
 		log.Warn("DVLA_VES_API_KEY is not set: vehicle lookups answer 503")
 	}
 
-	if cfg.CredasAPIKey != "" {
-		cc, err := credas.New(credas.Config{BaseURL: cfg.CredasBaseURL, APIKey: cfg.CredasAPIKey, JourneyID: cfg.CredasJourneyID,
-			ActorID: cfg.CredasActorID, Timeout: cfg.CredasTimeout}, supabase.NewHTTPClient(0))
+	if cfg.Credas.APIKey != "" {
+		cc, err := credas.New(cfg.Credas, supabase.NewHTTPClient(0))
 		if err != nil {
 			return nil, err
 		}
-		deps.Identity = identity.New(identity.Config{WebhookBaseURL: strings.TrimRight(cfg.CredasWebhookBaseURL, "/"),
-			DefaultContact: credas.Contact(cfg.CredasContactMode), PollAfter: cfg.CredasPollAfter}, db, cc, log)
+		deps.Identity = identity.New(cfg.Identity, db, cc, log)
 	} else {
 		log.Warn("CREDAS_API_KEY is not set: identity check endpoints answer 503")
 	}
@@ -142,8 +134,8 @@ func Build(ctx context.Context, cfg gateway.Config, log *slog.Logger, o Options)
 		return nil, err
 	}
 	a.Handler = e
-	log.Info("gateway wired", "env", cfg.AppEnv, "supabase_url", cfg.SupabaseURL, "hs256", cfg.SupabaseJWTSecret != "",
-		"documents", files != nil, "claude", extractor != nil, "cloud_tasks", cfg.GCPProjectID != "", "dvla", cfg.DVLAAPIKey != "", "credas", cfg.CredasAPIKey != "")
+	log.Info("gateway wired", "env", cfg.AppEnv, "supabase_url", cfg.Supabase.URL, "hs256", cfg.Supabase.JWTSecret != "",
+		"documents", files != nil, "claude", extractor != nil, "cloud_tasks", cfg.Tasks.ProjectID != "", "dvla", cfg.DVLA.APIKey != "", "credas", cfg.Credas.APIKey != "")
 	return a, nil
 }
 

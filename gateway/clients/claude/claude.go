@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"net/url"
 	"time"
 
 	"github.com/anthropics/anthropic-sdk-go/v2"
@@ -29,15 +30,31 @@ var (
 // ToolName is the forced tool the model answers through.
 const ToolName = "record_pcn"
 
-// Config for the Messages API.
+// Config for the Messages API. The env tags are relative to the ANTHROPIC_
+// prefix the gateway's configuration gives this section.
 type Config struct {
-	APIKey  string
-	Model   string
-	BaseURL string // empty: the SDK's default (https://api.anthropic.com)
+	// APIKey enables extraction; without it scans end needs_attention.
+	APIKey  string `env:"API_KEY"`
+	Model   string `env:"MODEL" envDefault:"claude-sonnet-5-5"`
+	BaseURL string `env:"BASE_URL"` // empty: the SDK's default (https://api.anthropic.com)
 	// Timeout bounds each attempt; zero means 90 s.
-	Timeout time.Duration
+	Timeout time.Duration `env:"TIMEOUT" envDefault:"90s"`
 	// MaxRetries inside one call; Cloud Tasks owns the long backoff, so keep it small.
-	MaxRetries int
+	MaxRetries int `env:"MAX_RETRIES" envDefault:"1"`
+}
+
+// Validate names each bad setting, one error per variable (keys without the prefix).
+func (c Config) Validate() error {
+	var p []error
+	if c.BaseURL != "" {
+		if u, err := url.Parse(c.BaseURL); err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
+			p = append(p, errors.New("BASE_URL: must be an http(s) URL"))
+		}
+	}
+	if c.MaxRetries < 0 || c.MaxRetries > 5 {
+		p = append(p, errors.New("MAX_RETRIES: must be between 0 and 5"))
+	}
+	return errors.Join(p...)
 }
 
 // Client extracts PCN fields. Safe for concurrent use.

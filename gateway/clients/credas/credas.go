@@ -43,12 +43,33 @@ const (
 
 // Config of the client. Keys, journeys and actors differ between the demo
 // and production portals.
+// The env tags are relative to the CREDAS_ prefix the gateway's
+// configuration gives this section.
 type Config struct {
-	BaseURL   string // e.g. https://portal.credas.com/api/v2/ci
-	APIKey    string
-	JourneyID string
-	ActorID   int
-	Timeout   time.Duration // per call; zero means 20 s
+	BaseURL string `env:"BASE_URL" envDefault:"https://portal.credas.com/api/v2/ci"`
+	// APIKey enables identity checks; without it their endpoints answer 503.
+	APIKey    string        `env:"API_KEY"`
+	JourneyID string        `env:"JOURNEY_ID"`
+	ActorID   int           `env:"ACTOR_ID"`
+	Timeout   time.Duration `env:"TIMEOUT" envDefault:"20s"` // per call; zero means 20 s
+}
+
+// Validate names each bad setting, one error per variable (keys without the prefix).
+func (c Config) Validate() error {
+	if c.APIKey == "" {
+		return nil
+	}
+	var p []error
+	if c.JourneyID == "" {
+		p = append(p, errors.New("JOURNEY_ID: required with CREDAS_API_KEY"))
+	}
+	if c.ActorID <= 0 {
+		p = append(p, errors.New("ACTOR_ID: required with CREDAS_API_KEY (a positive number)"))
+	}
+	if u, err := url.Parse(c.BaseURL); err != nil || u.Scheme == "" || u.Host == "" {
+		p = append(p, errors.New("BASE_URL: must be an http(s) URL"))
+	}
+	return errors.Join(p...)
 }
 
 // Client is safe for concurrent use.

@@ -10,6 +10,7 @@ import (
 	"io"
 	"math/rand/v2"
 	"net/http"
+	"net/url"
 	"strconv"
 	"strings"
 	"time"
@@ -36,17 +37,40 @@ type UnavailableError struct {
 func (e *UnavailableError) Error() string { return "dvla: unavailable: " + e.Err.Error() }
 func (e *UnavailableError) Unwrap() error { return e.Err }
 
-// Config of the client.
+// Config of the client and its cache. The env tags are relative to the
+// DVLA_VES_ prefix the gateway's configuration gives this section.
 type Config struct {
-	APIKey string
+	// APIKey enables lookups; without it the vehicle endpoints answer 503.
+	APIKey string `env:"API_KEY"`
 	// BaseURL is e.g. https://driver-vehicle-licensing.api.gov.uk/vehicle-enquiry.
-	BaseURL string
+	BaseURL string `env:"BASE_URL" envDefault:"https://driver-vehicle-licensing.api.gov.uk/vehicle-enquiry"`
 	// Timeout bounds each attempt; zero means 10 s.
-	Timeout time.Duration
+	Timeout time.Duration `env:"TIMEOUT" envDefault:"10s"`
+	// CacheTTL keeps a found vehicle, NotFoundTTL a registration DVLA does not know.
+	CacheTTL    time.Duration `env:"CACHE_TTL" envDefault:"24h"`
+	NotFoundTTL time.Duration `env:"NOT_FOUND_TTL" envDefault:"10m"`
 	// Tries is the number of attempts on 429/5xx/timeouts; zero means 3.
 	Tries int
 	// Backoff is the base wait between attempts; zero means 500 ms.
 	Backoff time.Duration
+}
+
+// Validate names each bad setting, one error per variable (keys without the prefix).
+func (c Config) Validate() error {
+	var p []error
+	if u, err := url.Parse(c.BaseURL); err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
+		p = append(p, errors.New("BASE_URL: must be an http(s) URL"))
+	}
+	if c.Timeout <= 0 {
+		p = append(p, errors.New("TIMEOUT: must be a positive duration"))
+	}
+	if c.CacheTTL < 0 {
+		p = append(p, errors.New("CACHE_TTL: must not be negative"))
+	}
+	if c.NotFoundTTL < 0 {
+		p = append(p, errors.New("NOT_FOUND_TTL: must not be negative"))
+	}
+	return errors.Join(p...)
 }
 
 // Client calls the VES API. Safe for concurrent use.

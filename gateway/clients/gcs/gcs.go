@@ -20,20 +20,54 @@ import (
 // ErrNotFound means the object does not exist.
 var ErrNotFound = errors.New("gcs: object not found")
 
-// Config selects the bucket and how URLs are signed.
+// Config selects the bucket, how URLs are signed and what they allow. The env
+// tags are relative to the GCS_ prefix the gateway's configuration gives this
+// section.
 type Config struct {
-	Bucket string
+	Bucket string `env:"BUCKET" envDefault:"saas-rental-492618-documents"`
 	// ServiceAccountJSON is a service-account key: URLs are signed locally with it.
-	ServiceAccountJSON string
+	ServiceAccountJSON string `env:"SERVICE_ACCOUNT_JSON"`
 	// SignerEmail, without a key, signs through IAM signBlob as this service
 	// account (the Cloud Run runtime identity; it needs
 	// iam.serviceAccounts.signBlob on itself).
-	SignerEmail string
+	SignerEmail string `env:"SIGNER_EMAIL"`
+	// MaxUploadBytes is the largest document a signed upload URL accepts.
+	MaxUploadBytes int64 `env:"MAX_UPLOAD_BYTES" envDefault:"20971520"`
+	// UploadURLTTL and DownloadURLTTL are how long signed URLs stay valid.
+	UploadURLTTL   time.Duration `env:"UPLOAD_URL_TTL" envDefault:"15m"`
+	DownloadURLTTL time.Duration `env:"DOWNLOAD_URL_TTL" envDefault:"5m"`
 	// Hostname and Insecure point signed URLs at an emulator (local stack).
 	Hostname string
 	Insecure bool
 	// Timeout bounds each API call (object attributes, reads). Zero means 10 s.
 	Timeout time.Duration
+}
+
+// Enabled reports whether URLs can be signed (a key or a signer email).
+func (c Config) Enabled() bool { return c.ServiceAccountJSON != "" || c.SignerEmail != "" }
+
+// Validate names each bad setting, one error per variable (keys without the prefix).
+func (c Config) Validate() error {
+	var p []error
+	if c.ServiceAccountJSON != "" {
+		var sa struct {
+			ClientEmail string `json:"client_email"`
+			PrivateKey  string `json:"private_key"`
+		}
+		if json.Unmarshal([]byte(c.ServiceAccountJSON), &sa) != nil || sa.ClientEmail == "" || sa.PrivateKey == "" {
+			p = append(p, errors.New("SERVICE_ACCOUNT_JSON: must be a service-account key (JSON with client_email and private_key)"))
+		}
+	}
+	if c.MaxUploadBytes < 1 || c.MaxUploadBytes > 5<<30 {
+		p = append(p, errors.New("MAX_UPLOAD_BYTES: must be between 1 and 5 GiB"))
+	}
+	if c.UploadURLTTL < time.Minute || c.UploadURLTTL > 7*24*time.Hour {
+		p = append(p, errors.New("UPLOAD_URL_TTL: must be between 1m and 168h"))
+	}
+	if c.DownloadURLTTL < 10*time.Second || c.DownloadURLTTL > 7*24*time.Hour {
+		p = append(p, errors.New("DOWNLOAD_URL_TTL: must be between 10s and 168h"))
+	}
+	return errors.Join(p...)
 }
 
 // Store is one bucket. Safe for concurrent use.

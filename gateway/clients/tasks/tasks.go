@@ -8,6 +8,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net/url"
 	"time"
 
 	cloudtasks "cloud.google.com/go/cloudtasks/apiv2"
@@ -23,17 +24,22 @@ type Job struct {
 	TenantID string `json:"tenant_id"`
 }
 
-// Config of the Cloud Tasks queue.
+// Config of the Cloud Tasks queue. Its variables carry no common prefix
+// (GCP_PROJECT_ID and INTERNAL_SECRET are also read by the HTTP edge), so the
+// env tags are full names.
 type Config struct {
-	ProjectID string
-	Location  string
-	Queue     string
+	// ProjectID selects Cloud Tasks; empty runs jobs in-process (LocalWorkers).
+	ProjectID string `env:"GCP_PROJECT_ID"`
+	Location  string `env:"TASKS_LOCATION" envDefault:"europe-west2"`
+	Queue     string `env:"TASKS_QUEUE" envDefault:"pcn-extract"`
 	// TargetBaseURL is the gateway's public URL; tasks POST to {base}/internal/jobs/process-pcn.
-	TargetBaseURL  string
-	InternalSecret string
+	TargetBaseURL  string `env:"TASKS_TARGET_BASE_URL"`
+	InternalSecret string `env:"INTERNAL_SECRET"`
 	// ServiceAccount, when set, makes Cloud Tasks attach an OIDC token for it
 	// (for a Cloud Run service that requires authentication).
-	ServiceAccount string
+	ServiceAccount string `env:"TASKS_SERVICE_ACCOUNT"`
+	// LocalWorkers run jobs in-process when ProjectID is empty.
+	LocalWorkers int `env:"LOCAL_TASK_WORKERS" envDefault:"2"`
 	// Timeout bounds each CreateTask call; zero means 10 s.
 	Timeout time.Duration
 }
@@ -42,6 +48,23 @@ type Config struct {
 type CloudTasks struct {
 	client *cloudtasks.Client
 	cfg    Config
+}
+
+// Validate names each bad setting, one error per variable.
+func (c Config) Validate() error {
+	var p []error
+	if c.ProjectID != "" {
+		if u, err := url.Parse(c.TargetBaseURL); c.TargetBaseURL == "" || err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
+			p = append(p, errors.New("TASKS_TARGET_BASE_URL: required with GCP_PROJECT_ID: the gateway's public URL, such as https://gateway-xyz.a.run.app"))
+		}
+		if c.InternalSecret == "" {
+			p = append(p, errors.New("INTERNAL_SECRET: required with GCP_PROJECT_ID (Cloud Tasks sends it)"))
+		}
+	}
+	if c.LocalWorkers < 1 || c.LocalWorkers > 64 {
+		p = append(p, errors.New("LOCAL_TASK_WORKERS: must be between 1 and 64"))
+	}
+	return errors.Join(p...)
 }
 
 // NewCloudTasks wraps client (the caller closes it).

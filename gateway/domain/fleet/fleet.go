@@ -28,16 +28,29 @@ type Lookup interface {
 var VehicleColumns = []supabase.Column{"id", "registration", "make", "model", "colour", "fuel_type", "year_of_manufacture",
 	"tax_status", "tax_due_date", "mot_status", "mot_expiry_date", "dvla_checked_at", "created_at", "updated_at"}
 
-// Config of the sweep.
+// Config of the sweep. Its variables name DVLA without a common prefix, so
+// the env tags are full names.
 type Config struct {
 	// Rate is the most DVLA lookups a second the sweep makes (DVLA publishes no limit).
-	Rate float64
+	Rate float64 `env:"DVLA_VES_RATE" envDefault:"2"`
 	// Batch bounds the vehicles refreshed per sweep.
-	Batch int
+	Batch int `env:"DVLA_REFRESH_BATCH" envDefault:"500"`
 	// StaleAfter is how old a check must be to be refreshed.
 	StaleAfter time.Duration
 	// AlertWithin flags tax or MOT ending this soon.
 	AlertWithin time.Duration
+}
+
+// Validate names each bad setting, one error per variable.
+func (c Config) Validate() error {
+	var p []error
+	if c.Rate <= 0 || c.Rate > 50 {
+		p = append(p, errors.New("DVLA_VES_RATE: must be above 0 and at most 50 lookups a second"))
+	}
+	if c.Batch < 1 || c.Batch > 10000 {
+		p = append(p, errors.New("DVLA_REFRESH_BATCH: must be between 1 and 10000"))
+	}
+	return errors.Join(p...)
 }
 
 // Service refreshes vehicles.

@@ -39,13 +39,29 @@ type Provider interface {
 	Result(ctx context.Context, p credas.Process, correlationID string) (credas.Outcome, json.RawMessage, error)
 }
 
-// Config of the service.
+// Config of the service. The env tags are relative to the CREDAS_ prefix
+// the gateway's configuration gives this section.
 type Config struct {
 	// WebhookBaseURL is the gateway's public URL; Credas calls {it}/webhooks/credas.
-	WebhookBaseURL string
-	DefaultContact credas.Contact
-	PollAfter      time.Duration
-	PollBatch      int
+	WebhookBaseURL string         `env:"WEBHOOK_BASE_URL"`
+	DefaultContact credas.Contact `env:"CONTACT_MODE" envDefault:"email"`
+	// PollAfter is how long an open check waits before the poll asks Credas.
+	PollAfter time.Duration `env:"POLL_AFTER" envDefault:"6h"`
+	PollBatch int
+}
+
+// Validate names each bad setting, one error per variable (keys without the prefix).
+func (c Config) Validate() error {
+	var p []error
+	switch c.DefaultContact {
+	case credas.ContactEmail, credas.ContactSMS, credas.ContactNone:
+	default:
+		p = append(p, errors.New("CONTACT_MODE: must be email, sms or none"))
+	}
+	if c.PollAfter < time.Minute {
+		p = append(p, errors.New("POLL_AFTER: must be at least 1m"))
+	}
+	return errors.Join(p...)
 }
 
 // Service runs checks.
@@ -59,6 +75,7 @@ type Service struct {
 
 // New builds the service.
 func New(cfg Config, db *supabase.Client, p Provider, log *slog.Logger) *Service {
+	cfg.WebhookBaseURL = strings.TrimRight(cfg.WebhookBaseURL, "/")
 	if cfg.DefaultContact == "" {
 		cfg.DefaultContact = credas.ContactEmail
 	}

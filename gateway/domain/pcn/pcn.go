@@ -41,11 +41,25 @@ type Queue interface {
 	Enqueue(ctx context.Context, j tasks.Job, generation int) error
 }
 
-// Config of the pipeline.
+// Config of the pipeline. The env tags are relative to the PCN_ prefix the
+// gateway's configuration gives this section.
 type Config struct {
-	MaxAttempts int           // default 3
-	StuckAfter  time.Duration // default 10 min
-	MaxDocBytes int64         // default 20 MiB
+	MaxAttempts int           `env:"MAX_ATTEMPTS" envDefault:"3"`  // zero means 3
+	StuckAfter  time.Duration `env:"STUCK_AFTER" envDefault:"10m"` // zero means 10 min
+	// MaxDocBytes is the largest document read; the gateway passes the upload limit.
+	MaxDocBytes int64 // zero means 20 MiB
+}
+
+// Validate names each bad setting, one error per variable (keys without the prefix).
+func (c Config) Validate() error {
+	var p []error
+	if c.MaxAttempts < 1 || c.MaxAttempts > 20 {
+		p = append(p, errors.New("MAX_ATTEMPTS: must be between 1 and 20"))
+	}
+	if c.StuckAfter < time.Minute {
+		p = append(p, errors.New("STUCK_AFTER: must be at least 1m"))
+	}
+	return errors.Join(p...)
 }
 
 // Service runs the pipeline. Extractor and Files may be nil (not
