@@ -3,7 +3,6 @@ package gateway
 import (
 	"context"
 	"crypto/subtle"
-	"net/http"
 	"strings"
 
 	"github.com/labstack/echo/v5"
@@ -49,7 +48,7 @@ func requireInternal(secret string) echo.MiddlewareFunc {
 	return func(next echo.HandlerFunc) echo.HandlerFunc {
 		return func(c *echo.Context) error {
 			if secret == "" {
-				return newError(http.StatusServiceUnavailable, "Internal endpoints are not configured", nil)
+				return notConfigured("Internal endpoints")
 			}
 			got := c.Request().Header.Get("X-Internal-Secret")
 			if subtle.ConstantTimeCompare([]byte(got), []byte(secret)) != 1 {

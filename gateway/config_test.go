@@ -140,7 +140,7 @@ func TestLoadConfigReadsEveryVariable(t *testing.T) {
 		"GCS_UPLOAD_URL_TTL": "2m", "GCS_DOWNLOAD_URL_TTL": "20s",
 		"TASKS_LOCATION": "loc", "TASKS_QUEUE": "q", "TASKS_TARGET_BASE_URL": "https://gw.example", "TASKS_SERVICE_ACCOUNT": "t@x",
 		"LOCAL_TASK_WORKERS": "3",
-		"ANTHROPIC_API_KEY": "ak", "ANTHROPIC_MODEL": "m", "ANTHROPIC_BASE_URL": "https://an.example", "ANTHROPIC_TIMEOUT": "9s",
+		"ANTHROPIC_API_KEY":  "ak", "ANTHROPIC_MODEL": "m", "ANTHROPIC_BASE_URL": "https://an.example", "ANTHROPIC_TIMEOUT": "9s",
 		"ANTHROPIC_MAX_RETRIES": "2", "PCN_MAX_ATTEMPTS": "4", "PCN_STUCK_AFTER": "11m",
 		"DVLA_VES_API_KEY": "dk", "DVLA_VES_BASE_URL": "https://dvla.example", "DVLA_VES_TIMEOUT": "4s", "DVLA_VES_CACHE_TTL": "1h",
 		"DVLA_VES_NOT_FOUND_TTL": "2m", "DVLA_VES_RATE": "3", "DVLA_REFRESH_BATCH": "50",

@@ -56,12 +56,7 @@ var uploadContentTypes = []string{"application/pdf", "image/jpeg", "image/png", 
 
 const errDocumentNotFound = "Document not found"
 
-func (s *server) files() (FileStore, error) {
-	if s.store == nil {
-		return nil, newError(http.StatusServiceUnavailable, "Document storage is not configured", nil)
-	}
-	return s.store, nil
-}
+func (s *server) files() (FileStore, error) { return configured(s.store, "Document storage") }
 
 // CreateDocumentUpload answers POST /documents/upload-url.
 func (s *server) CreateDocumentUpload(c *echo.Context) error {
@@ -185,10 +180,7 @@ func (s *server) CompleteDocumentUpload(c *echo.Context, id string) error {
 		return s.GetDocument(c, id)
 	}
 	attrs, err := store.Stat(ctx, st.ObjectPath)
-	switch {
-	case errors.Is(err, gcs.ErrNotFound):
-		return newError(http.StatusConflict, "Upload not found", nil)
-	case err != nil:
+	if err != nil {
 		return upstream("Failed to check the upload", err)
 	}
 	if attrs.Size != st.SizeBytes {

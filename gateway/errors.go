@@ -4,11 +4,18 @@ import (
 	"context"
 	"errors"
 	"net/http"
+	"strconv"
 	"strings"
+	"time"
 
 	"github.com/labstack/echo/v5"
 
 	"github.com/fleetpilot/gateway/gateway/api"
+	"github.com/fleetpilot/gateway/gateway/clients/dvla"
+	"github.com/fleetpilot/gateway/gateway/clients/gcs"
+	"github.com/fleetpilot/gateway/gateway/domain/fleet"
+	"github.com/fleetpilot/gateway/gateway/domain/identity"
+	"github.com/fleetpilot/gateway/gateway/domain/pcn"
 	"github.com/fleetpilot/gateway/supabase"
 )
 
@@ -21,6 +28,8 @@ type Error struct {
 	Err error
 	// Header is added to the answer (WWW-Authenticate, Retry-After, ...).
 	Header http.Header
+	// fallback marks an answer for an error not in domainErrors (see upstream).
+	fallback bool
 }
 
 func (e *Error) Error() string {
@@ -38,9 +47,79 @@ func newError(status int, detail string, err error) *Error {
 
 func notFound(detail string) *Error { return newError(http.StatusNotFound, detail, nil) }
 
-// upstream wraps a failed call to another service: 502 with a generic detail.
+// upstream wraps a failed call to another service: 502 with a generic detail,
+// unless err is one of domainErrors, whose answer wins.
 func upstream(detail string, err error) *Error {
-	return newError(http.StatusBadGateway, detail, err)
+	return &Error{Status: http.StatusBadGateway, Detail: detail, Err: err, fallback: true}
+}
+
+// notConfigured is the one answer of a feature whose settings are missing.
+func notConfigured(feature string) *Error {
+	return newError(http.StatusServiceUnavailable, feature+" is not configured", nil)
+}
+
+// configured returns svc, or notConfigured when the gateway was built without it.
+func configured[T any](svc T, feature string) (T, error) {
+	if any(svc) == nil {
+		return svc, notConfigured(feature)
+	}
+	return svc, nil
+}
+
+// domainErrors is the one table from the errors that domain flows and vendor
+// clients return to the answer a client sees. Those packages know nothing of
+// HTTP; handlers return their errors as they come (through upstream, whose
+// detail is the fallback for errors not listed here).
+var domainErrors = []struct {
+	err    error
+	status int
+	detail string
+	// issue, when set, answers 422 in FastAPI's validation shape instead of detail.
+	issue *api.ValidationIssue
+}{
+	{pcn.ErrDocumentNotFound, http.StatusNotFound, "Document not found", nil},
+	{pcn.ErrDocumentNotUploaded, http.StatusConflict, "Document is not uploaded yet", nil},
+	{pcn.ErrUnsupportedType, http.StatusUnprocessableEntity, "Only PDF, JPEG, PNG and WebP documents can be scanned", nil},
+	{pcn.ErrJobNotFound, http.StatusNotFound, "Scan job not found", nil},
+	{pcn.ErrNotRetryable, http.StatusConflict, "Only jobs that need attention can be retried", nil},
+	{fleet.ErrVehicleNotFound, http.StatusNotFound, "Vehicle not found", nil},
+	{dvla.ErrNotFound, http.StatusNotFound, "Vehicle not found", nil},
+	{dvla.ErrInvalid, http.StatusUnprocessableEntity, "", &api.ValidationIssue{Loc: []string{"query", "registration"},
+		Msg: "DVLA does not accept this registration", Type: "value_error"}},
+	{identity.ErrCustomerNotFound, http.StatusNotFound, "Customer not found", nil},
+	{identity.ErrContactMissing, http.StatusUnprocessableEntity, "", &api.ValidationIssue{Loc: []string{"body", "contact"},
+		Msg: "The customer has no email address or phone number for this contact mode", Type: "value_error"}},
+	{identity.ErrCheckNotFound, http.StatusNotFound, "Identity check not found", nil},
+	{identity.ErrCheckClosed, http.StatusConflict, "The identity check is finished", nil},
+	{identity.ErrNotReconciled, http.StatusConflict, "The identity check's creation is unconfirmed", nil},
+	{identity.ErrProviderRefused, http.StatusBadGateway, "The identity provider refused the check", nil},
+	{gcs.ErrNotFound, http.StatusConflict, "Upload not found", nil},
+}
+
+// domainAnswer looks err up in domainErrors; DVLA's throttling and outages
+// carry data (Retry-After), so they are matched by type.
+func domainAnswer(err error) (int, any, http.Header, bool) {
+	for _, d := range domainErrors {
+		if errors.Is(err, d.err) {
+			if d.issue != nil {
+				return d.status, api.HTTPValidationError{Detail: []api.ValidationIssue{*d.issue}}, nil, true
+			}
+			return d.status, api.HTTPError{Detail: d.detail}, nil, true
+		}
+	}
+	var ue *dvla.UnavailableError
+	if errors.As(err, &ue) {
+		detail := "DVLA is unavailable, try again later"
+		if ue.RateLimited {
+			detail = "DVLA is rate limiting lookups, try again later"
+		}
+		var h http.Header
+		if ue.RetryAfter > 0 {
+			h = http.Header{"Retry-After": {strconv.Itoa(int((ue.RetryAfter + time.Second - 1) / time.Second))}}
+		}
+		return http.StatusServiceUnavailable, api.HTTPError{Detail: detail}, h, true
+	}
+	return 0, nil, nil, false
 }
 
 // ValidationError is a 422 with FastAPI's list of issues.
@@ -112,10 +191,16 @@ func classify(err error) (int, any, http.Header) {
 		sc  echo.HTTPStatusCoder
 		mbe *http.MaxBytesError
 	)
-	switch {
-	case errors.As(err, &ve):
+	if errors.As(err, &ve) {
 		return http.StatusUnprocessableEntity, api.HTTPValidationError{Detail: ve.Issues}, nil
-	case errors.As(err, &ge):
+	}
+	if !errors.As(err, &ge) || ge.fallback {
+		if status, body, hdr, ok := domainAnswer(err); ok {
+			return status, body, hdr
+		}
+	}
+	switch {
+	case ge != nil:
 		return ge.Status, api.HTTPError{Detail: ge.Detail}, ge.Header
 	case errors.As(err, &mbe):
 		return http.StatusRequestEntityTooLarge, api.HTTPError{Detail: "Request body too large"}, nil

@@ -25,19 +25,12 @@ type IdentityService interface {
 	Poll(ctx context.Context, correlationID string) (identity.PollResult, error)
 }
 
-var errIdentityUnconfigured = newError(http.StatusServiceUnavailable, "Identity verification is not configured", nil)
-
-func (s *server) identitySvc() (IdentityService, error) {
-	if s.identity == nil {
-		return nil, errIdentityUnconfigured
-	}
-	return s.identity, nil
-}
+const featureIdentity = "Identity verification"
 
 // CreateIdentityCheck answers POST /customers/{id}/identity-checks.
 func (s *server) CreateIdentityCheck(c *echo.Context, id string) error {
 	ctx := c.Request().Context()
-	svc, err := s.identitySvc()
+	svc, err := configured(s.identity, featureIdentity)
 	if err != nil {
 		return err
 	}
@@ -58,15 +51,7 @@ func (s *server) CreateIdentityCheck(c *echo.Context, id string) error {
 	}
 	p, _ := principalFrom(ctx)
 	check, created, err := svc.Create(ctx, p.Tenant, p.UserID, id, contact, reqInfoFrom(ctx).id)
-	switch {
-	case errors.Is(err, identity.ErrCustomerNotFound):
-		return notFound("Customer not found")
-	case errors.Is(err, identity.ErrContactMissing):
-		return &ValidationError{Issues: []api.ValidationIssue{{Loc: []string{"body", "contact"},
-			Msg: "The customer has no email address or phone number for this contact mode", Type: "value_error"}}}
-	case errors.Is(err, identity.ErrProviderRefused):
-		return upstream("The identity provider refused the check", err)
-	case err != nil:
+	if err != nil {
 		return upstream("Failed to create the identity check", err)
 	}
 	if !created {
@@ -78,7 +63,7 @@ func (s *server) CreateIdentityCheck(c *echo.Context, id string) error {
 // ListIdentityChecks answers GET /customers/{id}/identity-checks.
 func (s *server) ListIdentityChecks(c *echo.Context, id string, p api.ListIdentityChecksParams) error {
 	ctx := c.Request().Context()
-	svc, err := s.identitySvc()
+	svc, err := configured(s.identity, featureIdentity)
 	if err != nil {
 		return err
 	}
@@ -101,7 +86,7 @@ func (s *server) ListIdentityChecks(c *echo.Context, id string, p api.ListIdenti
 // GetIdentityCheckLink answers GET /identity-checks/{id}/link.
 func (s *server) GetIdentityCheckLink(c *echo.Context, id string) error {
 	ctx := c.Request().Context()
-	svc, err := s.identitySvc()
+	svc, err := configured(s.identity, featureIdentity)
 	if err != nil {
 		return err
 	}
@@ -111,12 +96,6 @@ func (s *server) GetIdentityCheckLink(c *echo.Context, id string) error {
 	}
 	link, exp, err := svc.Link(ctx, tenantFrom(ctx), id, reqInfoFrom(ctx).id)
 	switch {
-	case errors.Is(err, identity.ErrCheckNotFound):
-		return notFound("Identity check not found")
-	case errors.Is(err, identity.ErrCheckClosed):
-		return newError(http.StatusConflict, "The identity check is finished", nil)
-	case errors.Is(err, identity.ErrNotReconciled):
-		return newError(http.StatusConflict, "The identity check's creation is unconfirmed", nil)
 	case errors.Is(err, credas.ErrUnavailable), errors.Is(err, credas.ErrRejected):
 		return upstream("Failed to get a link from the identity provider", err)
 	case err != nil:
@@ -128,7 +107,7 @@ func (s *server) GetIdentityCheckLink(c *echo.Context, id string) error {
 // CredasWebhook answers POST /webhooks/credas.
 func (s *server) CredasWebhook(c *echo.Context, p api.CredasWebhookParams) error {
 	ctx := c.Request().Context()
-	svc, err := s.identitySvc()
+	svc, err := configured(s.identity, featureIdentity)
 	if err != nil {
 		return err
 	}
@@ -140,7 +119,7 @@ func (s *server) CredasWebhook(c *echo.Context, p api.CredasWebhookParams) error
 	out, err := svc.Webhook(ctx, deref(p.Tenant), checkID, deref(p.Token), payload, reqInfoFrom(ctx).id)
 	switch {
 	case errors.Is(err, identity.ErrCheckNotFound):
-		return notFound("Not Found")
+		return notFound("Not Found") // the public webhook does not say which checks exist
 	case err != nil:
 		return upstream("Failed to record the result", err)
 	}
@@ -154,7 +133,7 @@ func (s *server) CredasWebhook(c *echo.Context, p api.CredasWebhookParams) error
 // PollIdentityChecks answers POST /internal/jobs/credas-poll (Cloud Scheduler).
 func (s *server) PollIdentityChecks(c *echo.Context) error {
 	ctx := c.Request().Context()
-	svc, err := s.identitySvc()
+	svc, err := configured(s.identity, featureIdentity)
 	if err != nil {
 		return err
 	}

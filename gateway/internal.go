@@ -15,6 +15,10 @@ import (
 // failure is 503 with Retry-After so that it retries with backoff.
 func (s *server) ProcessPCNJob(c *echo.Context) error {
 	ctx := c.Request().Context()
+	svc, err := configured(s.pcn, featurePCN)
+	if err != nil {
+		return err
+	}
 	b, err := readJSONBody(c)
 	if err != nil {
 		return err
@@ -28,10 +32,7 @@ func (s *server) ProcessPCNJob(c *echo.Context) error {
 	if err != nil {
 		return &ValidationError{Issues: []api.ValidationIssue{{Loc: []string{"body", "tenant_id"}, Msg: "Input should be a valid UUID", Type: "uuid_parsing"}}}
 	}
-	res, err := s.pcn.Process(ctx, tenant, jobID)
-	if err == errPCNUnconfigured {
-		return err
-	}
+	res, err := svc.Process(ctx, tenant, jobID)
 	log := requestLogger(ctx).With("job_id", jobID, "task", c.Request().Header.Get("X-CloudTasks-TaskName"),
 		"retry_count", c.Request().Header.Get("X-CloudTasks-TaskRetryCount"))
 	log.InfoContext(ctx, "pcn job delivery", "outcome", res.Outcome, "reason", res.Reason, "violation_id", res.ViolationID, "err", err)
@@ -53,10 +54,11 @@ func (s *server) ProcessPCNJob(c *echo.Context) error {
 
 // ResetStuckJobs answers POST /internal/jobs/reset-stuck (Cloud Scheduler).
 func (s *server) ResetStuckJobs(c *echo.Context) error {
-	reset, failed, err := s.pcn.ResetStuck(c.Request().Context())
-	if err == errPCNUnconfigured {
+	svc, err := configured(s.pcn, featurePCN)
+	if err != nil {
 		return err
 	}
+	reset, failed, err := svc.ResetStuck(c.Request().Context())
 	if err != nil {
 		return upstream("Failed to reset stuck jobs", err)
 	}

@@ -59,9 +59,6 @@ func New(cfg Config, deps Deps) (*echo.Echo, error) {
 		return nil, err
 	}
 	s := &server{cfg: cfg, db: deps.DB, log: deps.Logger, spec: spec, now: deps.Now, store: deps.Files, pcn: deps.PCN, vehicles: deps.Vehicles, identity: deps.Identity}
-	if s.pcn == nil {
-		s.pcn = unconfiguredPCN{}
-	}
 	if s.now == nil {
 		s.now = time.Now
 	}

@@ -3,10 +3,7 @@ package gateway
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"net/http"
-	"strconv"
-	"time"
 
 	"github.com/labstack/echo/v5"
 
@@ -24,19 +21,12 @@ type VehicleService interface {
 	Sweep(ctx context.Context, correlationID string) (fleet.SweepResult, error)
 }
 
-var errDVLAUnconfigured = newError(http.StatusServiceUnavailable, "DVLA lookup is not configured", nil)
-
-func (s *server) vehiclesSvc() (VehicleService, error) {
-	if s.vehicles == nil {
-		return nil, errDVLAUnconfigured
-	}
-	return s.vehicles, nil
-}
+const featureDVLA = "DVLA lookup"
 
 // LookupVehicle answers GET /vehicles/lookup?registration=.
 func (s *server) LookupVehicle(c *echo.Context, p api.LookupVehicleParams) error {
 	ctx := c.Request().Context()
-	svc, err := s.vehiclesSvc()
+	svc, err := configured(s.vehicles, featureDVLA)
 	if err != nil {
 		return err
 	}
@@ -55,7 +45,7 @@ func (s *server) LookupVehicle(c *echo.Context, p api.LookupVehicleParams) error
 // RefreshVehicleDVLA answers POST /vehicles/{id}/dvla-refresh.
 func (s *server) RefreshVehicleDVLA(c *echo.Context, id string) error {
 	ctx := c.Request().Context()
-	svc, err := s.vehiclesSvc()
+	svc, err := configured(s.vehicles, featureDVLA)
 	if err != nil {
 		return err
 	}
@@ -64,9 +54,6 @@ func (s *server) RefreshVehicleDVLA(c *echo.Context, id string) error {
 		return notFound("Vehicle not found")
 	}
 	v, err := svc.Refresh(ctx, tenantFrom(ctx), id, reqInfoFrom(ctx).id)
-	if errors.Is(err, fleet.ErrVehicleNotFound) {
-		return notFound("Vehicle not found")
-	}
 	if err != nil {
 		return dvlaError(err)
 	}
@@ -76,7 +63,7 @@ func (s *server) RefreshVehicleDVLA(c *echo.Context, id string) error {
 // RefreshFleetDVLA answers POST /internal/jobs/dvla-refresh (Cloud Scheduler).
 func (s *server) RefreshFleetDVLA(c *echo.Context) error {
 	ctx := c.Request().Context()
-	svc, err := s.vehiclesSvc()
+	svc, err := configured(s.vehicles, featureDVLA)
 	if err != nil {
 		return err
 	}
@@ -87,27 +74,10 @@ func (s *server) RefreshFleetDVLA(c *echo.Context) error {
 	return c.JSON(http.StatusOK, res)
 }
 
-// dvlaError maps lookup failures: not found 404, refused registration 422,
-// throttled or down 503 (with Retry-After when DVLA gave one; 429 is kept for
-// the gateway's own limits), anything else 502.
+// dvlaError is the fallback answer of a lookup or refresh whose error is not
+// in domainErrors: the vehicle's update or DVLA failed.
 func dvlaError(err error) error {
-	var ue *dvla.UnavailableError
-	switch {
-	case errors.Is(err, dvla.ErrNotFound):
-		return notFound("Vehicle not found")
-	case errors.Is(err, dvla.ErrInvalid):
-		return &ValidationError{Issues: []api.ValidationIssue{{Loc: []string{"query", "registration"},
-			Msg: "DVLA does not accept this registration", Type: "value_error"}}}
-	case errors.As(err, &ue):
-		e := newError(http.StatusServiceUnavailable, "DVLA is unavailable, try again later", err)
-		if ue.RateLimited {
-			e = newError(http.StatusServiceUnavailable, "DVLA is rate limiting lookups, try again later", err)
-		}
-		if ue.RetryAfter > 0 {
-			e.Header = http.Header{"Retry-After": {strconv.Itoa(int((ue.RetryAfter + time.Second - 1) / time.Second))}}
-		}
-		return e
-	case supabase.IsUpstream(err):
+	if supabase.IsUpstream(err) {
 		return upstream("Failed to update the vehicle", err)
 	}
 	return upstream("DVLA lookup failed", err)
