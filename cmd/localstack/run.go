@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/fleetpilot/gateway/cmd/internal/wire"
@@ -34,12 +35,16 @@ func run(ctx context.Context, out io.Writer) error {
 		}
 	}
 	log := gateway.NewLogger(os.Stderr, envOr("LOG_LEVEL", "info"))
+	origins := envOr("CORS_ALLOWED_ORIGINS", "http://localhost:3000")
 	stack, err := localstack.Start(ctx, localstack.Options{
 		DataDir:    filepath.Join(root, ".local", "data"),
 		Root:       root,
 		Migrations: migrations.Files,
 		Seed:       true,
 		Logger:     log,
+		AppOrigins: strings.Split(origins, ","),
+		// Quick restarts over durability: said in the banner.
+		Fast: os.Getenv("LOCALSTACK_DURABLE") == "",
 	})
 	if err != nil {
 		return err
@@ -57,7 +62,7 @@ func run(ctx context.Context, out io.Writer) error {
 	env := map[string]string{
 		"PORT": strconv.Itoa(port), "APP_ENV": "development", "LOG_LEVEL": envOr("LOG_LEVEL", "info"),
 		"SUPABASE_URL": stack.APIURL, "SUPABASE_SERVICE_KEY": key,
-		"INTERNAL_SECRET": internalSecret, "CORS_ALLOWED_ORIGINS": "http://localhost:3000",
+		"INTERNAL_SECRET": internalSecret, "CORS_ALLOWED_ORIGINS": origins,
 		"GCS_BUCKET": localstack.Bucket,
 	}
 	for _, k := range []string{"ANTHROPIC_API_KEY", "ANTHROPIC_BASE_URL", "ANTHROPIC_MODEL"} {
@@ -109,6 +114,7 @@ func run(ctx context.Context, out io.Writer) error {
 FleetPilot gateway ready at %[1]s (%.1fs)
   Supabase stand-in %[3]s   PostgREST %[4]s   PostgreSQL 127.0.0.1:%[5]d   GCS emulator %[8]s
   Docs: %[1]s/docs   Data: .local/data (make reset wipes it)
+  PostgreSQL runs %[9]s
 
 Demo tokens (ES256, valid 24 h):
   TOKEN_A=%[6]s   # Acme Car Hire
@@ -121,7 +127,7 @@ Try:
     -d '{"vehicle_id":"a1a1a1a1-2222-4000-8000-000000000001","occurred_at":"2026-11-21T10:00:00Z","type":"damage","description":"Cracked wing mirror"}'
 
 Ctrl-C stops everything.
-`, base, time.Since(start).Seconds(), stack.APIURL, stack.PostgREST.URL, stack.Postgres.Port, tokA, tokB, stack.Storage.Host)
+`, base, time.Since(start).Seconds(), stack.APIURL, stack.PostgREST.URL, stack.Postgres.Port, tokA, tokB, stack.Storage.Host, durability())
 
 	select {
 	case err := <-served:
@@ -150,6 +156,13 @@ func waitReady(ctx context.Context, url string) error {
 		}
 	}
 	return fmt.Errorf("gateway not ready at %s after 30 s", url)
+}
+
+func durability() string {
+	if os.Getenv("LOCALSTACK_DURABLE") != "" {
+		return "durable (fsync, synchronous_commit on)"
+	}
+	return "without fsync for speed: a crash may lose recent writes (LOCALSTACK_DURABLE=1 for durable)"
 }
 
 func envOr(k, def string) string {

@@ -34,6 +34,7 @@ type Postgres struct {
 	bin  string
 	cred *syscall.Credential
 	log  *slog.Logger
+	fast bool
 }
 
 // FindPGBin locates initdb and pg_ctl: $PG_BINDIR, else the newest
@@ -73,13 +74,15 @@ func isExec(p string) bool {
 
 // StartPostgres starts the cluster in dir, creating it with initdb when dir
 // holds none. PostgreSQL refuses to run as root, so under root the server
-// runs as the "postgres" user (or "nobody"), which then owns dir.
-func StartPostgres(ctx context.Context, dir string, log *slog.Logger) (*Postgres, error) {
+// runs as the "postgres" user (or "nobody"), which then owns dir. Unless
+// fast is set the cluster is durable (fsync, synchronous commit, full page
+// writes: PostgreSQL's defaults), so that tests see what a crash loses.
+func StartPostgres(ctx context.Context, dir string, fast bool, log *slog.Logger) (*Postgres, error) {
 	bin, err := FindPGBin()
 	if err != nil {
 		return nil, err
 	}
-	p := &Postgres{Dir: dir, bin: bin, log: log}
+	p := &Postgres{Dir: dir, bin: bin, log: log, fast: fast}
 	if os.Geteuid() == 0 {
 		if p.cred, err = unprivileged(); err != nil {
 			return nil, err
@@ -98,22 +101,106 @@ func StartPostgres(ctx context.Context, dir string, log *slog.Logger) (*Postgres
 		}
 	}
 	if _, err := os.Stat(filepath.Join(dir, "PG_VERSION")); errors.Is(err, os.ErrNotExist) {
-		if out, err := p.run(ctx, "initdb", "-D", dir, "-U", "postgres", "--auth=trust", "--encoding=UTF8", "--locale=C", "--no-sync"); err != nil {
+		args := []string{"-D", dir, "-U", "postgres", "--auth=trust", "--encoding=UTF8", "--locale=C"}
+		if fast {
+			args = append(args, "--no-sync")
+		}
+		if out, err := p.run(ctx, "initdb", args...); err != nil {
 			return nil, fmt.Errorf("localstack: initdb: %w\n%s", err, out)
 		}
 	}
 	if p.Port, err = FreePort(); err != nil {
 		return nil, err
 	}
-	opts := fmt.Sprintf("-p %d -c listen_addresses=127.0.0.1 -c unix_socket_directories='' -c fsync=off "+
-		"-c synchronous_commit=off -c full_page_writes=off -c max_connections=100 -c timezone=UTC", p.Port)
-	logFile := filepath.Join(dir, "server.log")
-	if out, err := p.run(ctx, "pg_ctl", "start", "-w", "-t", "60", "-D", dir, "-l", logFile, "-o", opts); err != nil {
-		tail, _ := os.ReadFile(logFile)
-		return nil, fmt.Errorf("localstack: pg_ctl start: %w\n%s\n%s", err, out, lastLines(tail, 20))
+	if err := p.start(ctx); err != nil {
+		return nil, err
 	}
-	log.Info("postgres started", "port", p.Port, "dir", dir, "bin", bin)
+	log.Info("postgres started", "port", p.Port, "dir", dir, "bin", bin, "durable", !fast)
 	return p, nil
+}
+
+func (p *Postgres) start(ctx context.Context) error {
+	durability := "-c fsync=on -c synchronous_commit=on -c full_page_writes=on"
+	if p.fast {
+		durability = "-c fsync=off -c synchronous_commit=off -c full_page_writes=off"
+	}
+	opts := fmt.Sprintf("-p %d -c listen_addresses=127.0.0.1 -c unix_socket_directories='' %s "+
+		"-c max_connections=100 -c timezone=UTC", p.Port, durability)
+	logFile := filepath.Join(p.Dir, "server.log")
+	if out, err := p.run(ctx, "pg_ctl", "start", "-w", "-t", "60", "-D", p.Dir, "-l", logFile, "-o", opts); err != nil {
+		tail, _ := os.ReadFile(logFile)
+		return fmt.Errorf("localstack: pg_ctl start: %w\n%s\n%s", err, out, lastLines(tail, 20))
+	}
+	return nil
+}
+
+// Crash kills the postmaster with SIGKILL, as a power cut or the OOM killer
+// would, and waits until its backends have gone too (they notice the
+// postmaster's death and exit). Restart brings the cluster back on the same
+// port, through crash recovery.
+func (p *Postgres) Crash(ctx context.Context) error {
+	b, err := os.ReadFile(filepath.Join(p.Dir, "postmaster.pid"))
+	if err != nil {
+		return fmt.Errorf("localstack: postmaster.pid: %w", err)
+	}
+	pid, err := strconv.Atoi(strings.TrimSpace(strings.SplitN(string(b), "\n", 2)[0]))
+	if err != nil {
+		return fmt.Errorf("localstack: postmaster.pid: %w", err)
+	}
+	if err := syscall.Kill(pid, syscall.SIGKILL); err != nil {
+		return fmt.Errorf("localstack: kill postmaster %d: %w", pid, err)
+	}
+	// Backends are the postmaster's children; wait until none is left.
+	for {
+		if !alive(pid) && !hasChildren(pid) {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+}
+
+// Restart starts the cluster again after Crash or Stop.
+func (p *Postgres) Restart(ctx context.Context) error { return p.start(ctx) }
+
+// procStat reads a process's state and parent from Linux's /proc.
+func procStat(path string) (state string, ppid int, ok bool) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return "", 0, false
+	}
+	// pid (comm) state ppid ...; comm may hold spaces, so split after ')'.
+	i := bytes.LastIndexByte(b, ')')
+	if i < 0 {
+		return "", 0, false
+	}
+	f := strings.Fields(string(b[i+1:]))
+	if len(f) < 2 {
+		return "", 0, false
+	}
+	ppid, _ = strconv.Atoi(f[1])
+	return f[0], ppid, true
+}
+
+// alive: pid exists and is not a zombie (a killed postmaster is reparented
+// to PID 1, which in a container may never reap it).
+func alive(pid int) bool {
+	st, _, ok := procStat(fmt.Sprintf("/proc/%d/stat", pid))
+	return ok && st != "Z"
+}
+
+// hasChildren reports whether a live process has parent pid.
+func hasChildren(pid int) bool {
+	stats, _ := filepath.Glob("/proc/[0-9]*/stat")
+	for _, path := range stats {
+		if st, ppid, ok := procStat(path); ok && ppid == pid && st != "Z" {
+			return true
+		}
+	}
+	return false
 }
 
 // URL is a connection string for user to database db.

@@ -28,6 +28,16 @@ type Options struct {
 	// Logger receives the stack's own messages; PostgREST's output goes to PostgRESTLog.
 	Logger       *slog.Logger
 	PostgRESTLog io.Writer
+	// AppOrigins are the browser origins the bucket's CORS rules allow
+	// (default http://localhost:3000, the Next.js dev server).
+	AppOrigins []string
+	// Fast runs PostgreSQL without fsync and synchronous commit: quicker,
+	// but a crash of the machine or of PostgreSQL can lose acknowledged
+	// writes. Only for `make run`, which says so; tests run durable.
+	Fast bool
+	// APIPort is the API gateway stand-in's port; 0 picks a free one. A
+	// fixed port keeps the token issuer (its URL) stable across restarts.
+	APIPort int
 }
 
 // Stack is a running local Supabase: PostgreSQL, PostgREST and the API
@@ -69,7 +79,7 @@ func Start(ctx context.Context, o Options) (_ *Stack, err error) {
 	if s.Keys, err = LoadKeys(dir); err != nil {
 		return nil, err
 	}
-	if s.Postgres, err = StartPostgres(ctx, filepath.Join(dir, "pgdata"), o.Logger); err != nil {
+	if s.Postgres, err = StartPostgres(ctx, filepath.Join(dir, "pgdata"), o.Fast, o.Logger); err != nil {
 		return nil, err
 	}
 	applied, err := Bootstrap(ctx, s.SuperuserURL(), o.Migrations)
@@ -85,16 +95,21 @@ func Start(ctx context.Context, o Options) (_ *Stack, err error) {
 	if s.PostgREST, err = StartPostgREST(ctx, bin, s.Postgres.URL("authenticator", "postgres"), o.PostgRESTLog); err != nil {
 		return nil, err
 	}
-	if s.Storage, err = StartStorage(filepath.Join(dir, "gcs")); err != nil {
+	origins := o.AppOrigins
+	if origins == nil {
+		origins = []string{"http://localhost:3000"}
+	}
+	if s.Storage, err = StartStorage(StorageOptions{Root: filepath.Join(dir, "gcs"), KeyPath: filepath.Join(dir, "gcs-service-account.json"),
+		CORS: AppCORS(origins...), Logger: o.Logger}); err != nil {
 		return nil, err
 	}
 	gw, err := NewAPIGateway(s.PostgREST.URL, s.Keys)
 	if err != nil {
 		return nil, err
 	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	ln, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", o.APIPort))
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("localstack: api gateway stand-in: %w", err)
 	}
 	s.APIURL = "http://" + ln.Addr().String()
 	s.api = &http.Server{Handler: gw, ReadHeaderTimeout: 5 * time.Second}
@@ -127,7 +142,7 @@ func (s *Stack) Close() {
 		cancel()
 	}
 	if s.Storage != nil {
-		s.Storage.Server.Stop()
+		s.Storage.Stop()
 	}
 	if s.PostgREST != nil {
 		s.PostgREST.Stop()

@@ -6,6 +6,10 @@ import (
 	"io"
 	"net/http"
 	"testing"
+
+	"github.com/fsouza/fake-gcs-server/fakestorage"
+
+	"github.com/fleetpilot/gateway/supabase/localstack"
 )
 
 // pdf is a small but real PDF document.
@@ -108,8 +112,9 @@ func TestDocumentsEndToEnd(t *testing.T) {
 }
 
 // TestDocumentUploadSizeMismatch: a PUT of other bytes than declared is
-// caught at completion (the emulator, unlike GCS, does not enforce the
-// signed length range).
+// refused by the bucket (the signed length range, as GCS does), and an
+// object that got there anyway (written behind the signed URL's back) is
+// caught at completion.
 func TestDocumentUploadSizeMismatch(t *testing.T) {
 	needStack(t)
 	gw := gatewayServer(t, secretKey())
@@ -122,10 +127,16 @@ func TestDocumentUploadSizeMismatch(t *testing.T) {
 		Document struct {
 			ID string `json:"id"`
 		} `json:"document"`
-		UploadURL string `json:"upload_url"`
+		UploadURL string            `json:"upload_url"`
+		Headers   map[string]string `json:"upload_headers"`
 	}
 	r.json(t, &up)
-	putUpload(t, http.MethodPut, up.UploadURL, map[string]string{"Content-Type": "image/jpeg"}, []byte("0123456789"))
+	if got := putUpload(t, http.MethodPut, up.UploadURL, up.Headers, []byte("0123456789")); got != http.StatusBadRequest {
+		t.Fatalf("PUT of 10 bytes to a 5-byte URL: %d, want 400", got)
+	}
+	object := row(t, "documents", up.Document.ID)["object_path"].(string)
+	stack.Storage.Server.CreateObject(fakestorage.Object{ObjectAttrs: fakestorage.ObjectAttrs{BucketName: localstack.Bucket, Name: object, ContentType: "image/jpeg"},
+		Content: []byte("0123456789")})
 	r = do(t, gw.URL, http.MethodPost, "/documents/"+up.Document.ID+"/complete", tok, "")
 	want(t, r, 422)
 	if row(t, "documents", up.Document.ID)["status"] != "pending_upload" {
