@@ -239,7 +239,9 @@ func TestCompleteDocumentUpload(t *testing.T) {
 
 func TestCompleteIsIdempotent(t *testing.T) {
 	e, up, _ := newApp(t, appOpts{files: true})
-	up.on(http.MethodGet, "documents", 200, `{"status":"uploaded","object_path":"x","filename":"a","content_type":"application/pdf","size_bytes":1}`)
+	up.on(http.MethodGet, "documents", 200, `{"id":"`+documentID+`","entity_type":"vehicle","entity_id":"`+vehicleID+`","doc_type":"pcn",`+
+		`"status":"uploaded","object_path":"x","filename":"a","content_type":"application/pdf","size_bytes":1,`+
+		`"uploaded_at":"2026-11-30T10:00:01+00:00","created_at":"2026-11-30T10:00:00+00:00","updated_at":"2026-11-30T10:00:01+00:00"}`)
 	rec := call(e, http.MethodPost, "/documents/"+documentID+"/complete", tokenFor(t, tenantA), nil)
 	wantStatus(t, rec, 200)
 	for _, r := range up.requests() {

@@ -18,7 +18,6 @@ import (
 
 	"github.com/golang-jwt/jwt/v5"
 	"github.com/jarcoal/httpmock"
-	"github.com/labstack/echo/v5"
 
 	"github.com/fleetpilot/gateway/gateway"
 	"github.com/fleetpilot/gateway/gateway/clients/claude"
@@ -29,6 +28,7 @@ import (
 	"github.com/fleetpilot/gateway/gateway/domain/identity"
 	"github.com/fleetpilot/gateway/gateway/domain/pcn"
 	"github.com/fleetpilot/gateway/supabase"
+	"github.com/fleetpilot/gateway/tests/contract"
 )
 
 const (
@@ -76,13 +76,54 @@ func newUpstream(t *testing.T) *upstream {
 func (u *upstream) on(method, table string, status int, body string, contentRange ...string) {
 	u.mt.RegisterResponder(method, restURL+table, func(r *http.Request) (*http.Response, error) {
 		u.record(r)
-		resp := httpmock.NewStringResponse(status, body)
+		out := body
+		if status < 300 {
+			out = project(body, r.URL.Query().Get("select"))
+		}
+		resp := httpmock.NewStringResponse(status, out)
 		resp.Header.Set("Content-Type", "application/json; charset=utf-8")
 		if len(contentRange) > 0 {
 			resp.Header.Set("Content-Range", contentRange[0])
 		}
 		return resp, nil
 	})
+}
+
+var plainSelect = regexp.MustCompile(`^[a-z_]+(,[a-z_]+)*$`)
+
+// project keeps only the selected columns of a row or list of rows, as
+// PostgREST does, so that a fixture written as a whole row is answered the way
+// the real service would answer the gateway's select.
+func project(body, sel string) string {
+	if !plainSelect.MatchString(sel) {
+		return body
+	}
+	keep := map[string]bool{}
+	for _, c := range strings.Split(sel, ",") {
+		keep[c] = true
+	}
+	pick := func(row map[string]json.RawMessage) map[string]json.RawMessage {
+		for k := range row {
+			if !keep[k] {
+				delete(row, k)
+			}
+		}
+		return row
+	}
+	var one map[string]json.RawMessage
+	if err := json.Unmarshal([]byte(body), &one); err == nil {
+		b, _ := json.Marshal(pick(one))
+		return string(b)
+	}
+	var many []map[string]json.RawMessage
+	if err := json.Unmarshal([]byte(body), &many); err == nil {
+		for i := range many {
+			many[i] = pick(many[i])
+		}
+		b, _ := json.Marshal(many)
+		return string(b)
+	}
+	return body
 }
 
 func (u *upstream) record(r *http.Request) {
@@ -146,8 +187,13 @@ func testConfig() gateway.Config {
 	}
 }
 
-// newApp builds the real gateway over a mock upstream. Logs go to logs.
-func newApp(t *testing.T, o appOpts) (*echo.Echo, *upstream, *bytes.Buffer) {
+// checker holds every answer of this suite to the OpenAPI document.
+var checker = sync.OnceValues(contract.Load)
+
+// newApp builds the real gateway over a mock upstream. Logs go to logs. Every
+// answer it gives is checked against the OpenAPI document: a status, header or
+// field the document does not declare fails the test.
+func newApp(t *testing.T, o appOpts) (http.Handler, *upstream, *bytes.Buffer) {
 	t.Helper()
 	u := newUpstream(t)
 	cfg := testConfig()
@@ -214,7 +260,17 @@ func newApp(t *testing.T, o appOpts) (*echo.Echo, *upstream, *bytes.Buffer) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return e, u, &logs.Buffer
+	return checked(t, e), u, &logs.Buffer
+}
+
+// checked wraps h so that its answers are checked against the document.
+func checked(t *testing.T, h http.Handler) http.Handler {
+	t.Helper()
+	c, err := checker()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c.Handler(h, t.Errorf)
 }
 
 type syncBuffer struct {

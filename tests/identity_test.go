@@ -59,7 +59,7 @@ func TestCreateIdentityCheck(t *testing.T) {
 			e, up, _ := newApp(t, appOpts{credas: true})
 			up.on(http.MethodGet, "customers", 200, `[{"full_name":"Alice Mary Smith","email":"alice@example.com","phone":null}]`)
 			up.on(http.MethodPost, "identity_checks", 201, `{"id":"`+checkID+`"}`)
-			up.on(http.MethodPatch, "identity_checks", 200, `{"id":"`+checkID+`","status":"invited"}`)
+			up.on(http.MethodPatch, "identity_checks", 200, checkRow("invited"))
 			up.on(http.MethodPatch, "customers", 200, `{"id":"`+customerID+`"}`)
 			up.onCredas(http.MethodPost, "/processes", tc.credas, `{"processId":"p-1","processEntities":[{"entityId":"e-1"}]}`)
 			rec := call(e, http.MethodPost, "/customers/"+customerID+"/identity-checks", tokenFor(t, tenantA), nil)
@@ -245,7 +245,7 @@ func TestCreateIdentityCheckKeepsTheInvite(t *testing.T) {
 	e, up, logs := newApp(t, appOpts{credas: true})
 	up.on(http.MethodGet, "customers", 200, `[{"full_name":"Alice","email":"alice@example.com","phone":null}]`)
 	up.on(http.MethodPost, "identity_checks", 201, `{"id":"`+checkID+`"}`)
-	up.on(http.MethodPatch, "identity_checks", 200, `{"id":"`+checkID+`","status":"invited"}`)
+	up.on(http.MethodPatch, "identity_checks", 200, checkRow("invited"))
 	up.on(http.MethodPatch, "customers", 500, `{"code":"XX000","message":"boom"}`)
 	up.onCredas(http.MethodPost, "/processes", 200, `{"processId":"p-1","processEntities":[{"entityId":"e-1"}]}`)
 	rec := call(e, http.MethodPost, "/customers/"+customerID+"/identity-checks", tokenFor(t, tenantA), nil)
@@ -253,4 +253,14 @@ func TestCreateIdentityCheckKeepsTheInvite(t *testing.T) {
 	if !strings.Contains(logs.String(), "customer identity_status not set to pending") {
 		t.Error("the failed customer update was not logged")
 	}
+}
+
+// checkRow is an identity_checks row as PostgREST returns it.
+func checkRow(status string) string {
+	b, _ := json.Marshal(map[string]any{
+		"id": checkID, "customer_id": customerID, "provider": "credas", "status": status,
+		"last_checked_at": nil, "completed_at": nil,
+		"created_at": "2026-11-30T10:00:00+00:00", "updated_at": "2026-11-30T10:00:01+00:00",
+	})
+	return string(b)
 }

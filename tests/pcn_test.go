@@ -433,8 +433,8 @@ func TestScanViolation(t *testing.T) {
 			q := &recordingQueue{fail: tc.queueErr}
 			e, up, _ := newApp(t, appOpts{pcn: &pcnOpts{queue: q}})
 			up.on(http.MethodGet, "documents", 200, fmt.Sprintf(`{"status":%q,"content_type":%q}`, tc.docStatus, tc.docType))
-			up.on(http.MethodPost, "pcn_jobs", 201, `{"id":"`+jobID+`","status":"queued","attempts":0,"reason":null}`)
-			up.on(http.MethodPatch, "pcn_jobs", 200, `{"id":"`+jobID+`","status":"needs_attention","attempts":0,"reason":"enqueue_failed"}`)
+			up.on(http.MethodPost, "pcn_jobs", 201, jobRow("queued", 0, nil))
+			up.on(http.MethodPatch, "pcn_jobs", 200, jobRow("needs_attention", 0, "enqueue_failed"))
 			rec := call(e, http.MethodPost, "/violations/scan", tokenFor(t, tenantA), `{"document_id":"`+documentID+`","tenant_id":"`+tenantB+`"}`)
 			wantStatus(t, rec, tc.want)
 			if tc.want != 202 {
@@ -475,7 +475,7 @@ func TestScanJobAndRetry(t *testing.T) {
 	q := &recordingQueue{}
 	e, up, _ := newApp(t, appOpts{pcn: &pcnOpts{queue: q}})
 	up.on(http.MethodGet, "pcn_jobs", 200, `{"id":"`+jobID+`","document_id":"`+documentID+`","status":"needs_attention","attempts":3,"generation":2}`)
-	up.on(http.MethodPatch, "pcn_jobs", 200, `{"id":"`+jobID+`","status":"queued","attempts":0}`)
+	up.on(http.MethodPatch, "pcn_jobs", 200, jobRow("queued", 0, nil))
 	rec := call(e, http.MethodPost, "/violations/scan/"+jobID+"/retry", tokenFor(t, tenantA), nil)
 	wantStatus(t, rec, 202)
 	p := jobPatches(up)
@@ -557,4 +557,14 @@ func TestResetStuckRequeuesLostQueuedJobs(t *testing.T) {
 	if len(q.jobs) != 1 || q.jobs[0].JobID != "j3" || q.gens[0] != 3 {
 		t.Errorf("re-queued %v %v", q.jobs, q.gens)
 	}
+}
+
+// jobRow is a pcn_jobs row as PostgREST returns it; reason is a string or nil.
+func jobRow(status string, attempts int, reason any) string {
+	b, _ := json.Marshal(map[string]any{
+		"id": jobID, "document_id": documentID, "status": status, "attempts": attempts, "reason": reason,
+		"violation_id": nil, "created_at": "2026-11-30T10:00:00+00:00", "updated_at": "2026-11-30T10:00:01+00:00",
+		"finished_at": nil,
+	})
+	return string(b)
 }

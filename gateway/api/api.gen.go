@@ -644,14 +644,53 @@ type Limit = int
 // Offset defines model for Offset.
 type Offset = int
 
+// BadGateway defines model for BadGateway.
+type BadGateway = HTTPError
+
+// Conflict defines model for Conflict.
+type Conflict = HTTPError
+
+// DVLAUnavailable defines model for DVLAUnavailable.
+type DVLAUnavailable = HTTPError
+
 // Error defines model for Error.
 type Error = HTTPError
+
+// Forbidden defines model for Forbidden.
+type Forbidden = HTTPError
+
+// InternalError defines model for InternalError.
+type InternalError = HTTPError
+
+// MalformedJSON defines model for MalformedJSON.
+type MalformedJSON = HTTPError
+
+// MethodNotAllowed defines model for MethodNotAllowed.
+type MethodNotAllowed = HTTPError
+
+// NotFound defines model for NotFound.
+type NotFound = HTTPError
+
+// PayloadTooLarge defines model for PayloadTooLarge.
+type PayloadTooLarge = HTTPError
+
+// TooManyRequests defines model for TooManyRequests.
+type TooManyRequests = HTTPError
 
 // Unauthorized defines model for Unauthorized.
 type Unauthorized = HTTPError
 
+// Unavailable defines model for Unavailable.
+type Unavailable = HTTPError
+
+// UnsupportedMediaType defines model for UnsupportedMediaType.
+type UnsupportedMediaType = HTTPError
+
 // ValidationError defines model for ValidationError.
-type ValidationError struct {
+type ValidationError = HTTPValidationError
+
+// ValidationOrRuleError defines model for ValidationOrRuleError.
+type ValidationOrRuleError struct {
 	union json.RawMessage
 }
 
@@ -717,22 +756,22 @@ type ScanViolationJSONRequestBody = ScanRequest
 // CredasWebhookJSONRequestBody defines body for CredasWebhook for application/json ContentType.
 type CredasWebhookJSONRequestBody = CredasWebhookJSONBody
 
-// AsHTTPValidationError returns the union data inside the ValidationError as a HTTPValidationError
-func (t ValidationError) AsHTTPValidationError() (HTTPValidationError, error) {
+// AsHTTPValidationError returns the union data inside the ValidationOrRuleError as a HTTPValidationError
+func (t ValidationOrRuleError) AsHTTPValidationError() (HTTPValidationError, error) {
 	var body HTTPValidationError
 	err := json.Unmarshal(t.union, &body)
 	return body, err
 }
 
-// FromHTTPValidationError overwrites any union data inside the ValidationError as the provided HTTPValidationError
-func (t *ValidationError) FromHTTPValidationError(v HTTPValidationError) error {
+// FromHTTPValidationError overwrites any union data inside the ValidationOrRuleError as the provided HTTPValidationError
+func (t *ValidationOrRuleError) FromHTTPValidationError(v HTTPValidationError) error {
 	b, err := json.Marshal(v)
 	t.union = b
 	return err
 }
 
-// MergeHTTPValidationError performs a merge with any union data inside the ValidationError, using the provided HTTPValidationError
-func (t *ValidationError) MergeHTTPValidationError(v HTTPValidationError) error {
+// MergeHTTPValidationError performs a merge with any union data inside the ValidationOrRuleError, using the provided HTTPValidationError
+func (t *ValidationOrRuleError) MergeHTTPValidationError(v HTTPValidationError) error {
 	b, err := json.Marshal(v)
 	if err != nil {
 		return err
@@ -743,22 +782,22 @@ func (t *ValidationError) MergeHTTPValidationError(v HTTPValidationError) error 
 	return err
 }
 
-// AsHTTPError returns the union data inside the ValidationError as a HTTPError
-func (t ValidationError) AsHTTPError() (HTTPError, error) {
+// AsHTTPError returns the union data inside the ValidationOrRuleError as a HTTPError
+func (t ValidationOrRuleError) AsHTTPError() (HTTPError, error) {
 	var body HTTPError
 	err := json.Unmarshal(t.union, &body)
 	return body, err
 }
 
-// FromHTTPError overwrites any union data inside the ValidationError as the provided HTTPError
-func (t *ValidationError) FromHTTPError(v HTTPError) error {
+// FromHTTPError overwrites any union data inside the ValidationOrRuleError as the provided HTTPError
+func (t *ValidationOrRuleError) FromHTTPError(v HTTPError) error {
 	b, err := json.Marshal(v)
 	t.union = b
 	return err
 }
 
-// MergeHTTPError performs a merge with any union data inside the ValidationError, using the provided HTTPError
-func (t *ValidationError) MergeHTTPError(v HTTPError) error {
+// MergeHTTPError performs a merge with any union data inside the ValidationOrRuleError, using the provided HTTPError
+func (t *ValidationOrRuleError) MergeHTTPError(v HTTPError) error {
 	b, err := json.Marshal(v)
 	if err != nil {
 		return err
@@ -769,12 +808,12 @@ func (t *ValidationError) MergeHTTPError(v HTTPError) error {
 	return err
 }
 
-func (t ValidationError) MarshalJSON() ([]byte, error) {
+func (t ValidationOrRuleError) MarshalJSON() ([]byte, error) {
 	b, err := t.union.MarshalJSON()
 	return b, err
 }
 
-func (t *ValidationError) UnmarshalJSON(b []byte) error {
+func (t *ValidationOrRuleError) UnmarshalJSON(b []byte) error {
 	err := t.union.UnmarshalJSON(b)
 	return err
 }

@@ -59,7 +59,7 @@ func externalGateway(t *testing.T, dvlaURL, credasURL string) *httptest.Server {
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv := httptest.NewServer(e)
+	srv := httptest.NewServer(checked(t, e))
 	t.Cleanup(srv.Close)
 	return srv
 }

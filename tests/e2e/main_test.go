@@ -17,6 +17,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"sync"
 	"testing"
 	"time"
 
@@ -30,6 +31,7 @@ import (
 	"github.com/fleetpilot/gateway/migrations"
 	"github.com/fleetpilot/gateway/supabase"
 	"github.com/fleetpilot/gateway/supabase/localstack"
+	"github.com/fleetpilot/gateway/tests/contract"
 )
 
 var (
@@ -145,9 +147,24 @@ func gatewayWith(t *testing.T, serviceKey string, o gwOpts) (*httptest.Server, *
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv := httptest.NewServer(e)
+	srv := httptest.NewServer(checked(t, e))
 	t.Cleanup(srv.Close)
 	return srv, svc
+}
+
+// checker holds every answer of the end-to-end suite to the OpenAPI document.
+var checker = sync.OnceValues(contract.Load)
+
+// checked wraps h so that every answer, from the real database behind the real
+// PostgREST, is checked against the document: a status, header or field it
+// does not declare fails the test.
+func checked(t *testing.T, h http.Handler) http.Handler {
+	t.Helper()
+	c, err := checker()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c.Handler(h, t.Errorf)
 }
 
 type testWriter struct{ t *testing.T }
