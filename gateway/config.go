@@ -195,6 +195,12 @@ func (c Config) Validate() error {
 		}
 	}
 	// Rules across sections.
+	if c.PCN.StuckAfter <= c.InternalRequestTimeout {
+		// A delivery may legitimately run for INTERNAL_REQUEST_TIMEOUT; taking
+		// its job back sooner would hand the job to a second delivery while
+		// the first still works on it.
+		p = append(p, "PCN_STUCK_AFTER: must be longer than INTERNAL_REQUEST_TIMEOUT")
+	}
 	if !c.Supabase.JWTRequireIssuer && c.Production() {
 		p = append(p, "SUPABASE_JWT_REQUIRE_ISSUER: may only be false with APP_ENV=development")
 	}

@@ -46,6 +46,7 @@ func TestLoadConfigNamesEveryProblem(t *testing.T) {
 			"CORS_ALLOWED_ORIGINS": "https://ok.example,not an origin", "REQUEST_TIMEOUT": "soon", "APP_ENV": "staging",
 		}, []string{"SUPABASE_URL", "PORT", "LOG_LEVEL", "SUPABASE_JWT_SECRET", "INTERNAL_SECRET", "CORS_ALLOWED_ORIGINS", "REQUEST_TIMEOUT", "APP_ENV"}},
 		{"port out of range", merge(validEnv(), map[string]string{"PORT": "70000"}), []string{"PORT"}},
+		{"stuck-after not longer than the internal deadline", merge(validEnv(), map[string]string{"PCN_STUCK_AFTER": "5m", "INTERNAL_REQUEST_TIMEOUT": "5m"}), []string{"PCN_STUCK_AFTER"}},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

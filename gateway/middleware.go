@@ -41,6 +41,10 @@ func requestContext(base *slog.Logger, projectID string, timeout, internalTimeou
 			}
 			ctx, cancel := context.WithTimeout(context.WithoutCancel(req.Context()), deadline)
 			defer cancel()
+			// Only a shutdown whose drain ran out of time ends the request early.
+			if cut := cutSignal(req.Context()); cut != nil {
+				defer context.AfterFunc(cut, cancel)()
+			}
 			c.SetRequest(req.WithContext(withReqInfo(ctx, ri)))
 
 			if err := next(c); err != nil {

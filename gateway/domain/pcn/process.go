@@ -9,6 +9,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/google/uuid"
+
 	"github.com/fleetpilot/gateway/gateway/clients/claude"
 	"github.com/fleetpilot/gateway/gateway/clients/gcs"
 	"github.com/fleetpilot/gateway/gateway/clients/tasks"
@@ -85,8 +87,9 @@ func (s *Service) Process(ctx context.Context, tenant supabase.TenantID, jobID s
 		return Result{Outcome: Skipped, Reason: "job_" + job.Status}, nil
 	}
 	attempt := job.Attempts + 1
+	c := claim{tenant: tenant, jobID: jobID, token: uuid.NewString(), attempt: attempt}
 	_, err = s.db.From(tenant, tableJobs).Select("id").Eq("id", jobID).Eq("status", "queued").Eq("attempts", strconv.Itoa(job.Attempts)).
-		UpdateOne(ctx, supabase.Row{"status": "processing", "attempts": attempt, "claimed_at": s.stamp(), "reason": nil})
+		UpdateOne(ctx, supabase.Row{"status": "processing", "attempts": attempt, "claimed_at": s.stamp(), "claim_token": c.token, "reason": nil})
 	if errors.Is(err, supabase.ErrNotFound) {
 		return Result{Outcome: Skipped, Reason: "claimed_elsewhere"}, nil
 	}
@@ -98,38 +101,80 @@ func (s *Service) Process(ctx context.Context, tenant supabase.TenantID, jobID s
 	var tr *transient
 	var at *attention
 	switch {
+	case err != nil && errors.Is(ctx.Err(), context.Canceled):
+		// The delivery was cancelled (shutdown): hand the job back at once,
+		// without spending the attempt, rather than leave it processing until
+		// reset-stuck notices.
+		return s.release(ctx, c, "shutdown", supabase.Row{"attempts": attempt - 1}, err), nil
 	case err == nil:
-		return s.finish(ctx, tenant, jobID, Result{Outcome: Done, ViolationID: violationID}, supabase.Row{"status": "done", "violation_id": violationID, "reason": nil})
+		return s.finish(ctx, c, Result{Outcome: Done, ViolationID: violationID}, supabase.Row{"status": "done", "violation_id": violationID, "reason": nil})
 	case errors.As(err, &at):
-		return s.finish(ctx, tenant, jobID, Result{Outcome: NeedsAttention, Reason: at.reason}, supabase.Row{"status": "needs_attention", "reason": at.reason})
+		return s.finish(ctx, c, Result{Outcome: NeedsAttention, Reason: at.reason}, supabase.Row{"status": "needs_attention", "reason": at.reason})
 	case errors.As(err, &tr) && attempt >= s.cfg.MaxAttempts:
 		s.log.WarnContext(ctx, "pcn job out of attempts", "job_id", jobID, "attempts", attempt, "err", err)
-		return s.finish(ctx, tenant, jobID, Result{Outcome: NeedsAttention, Reason: tr.reason}, supabase.Row{"status": "needs_attention", "reason": tr.reason})
+		return s.finish(ctx, c, Result{Outcome: NeedsAttention, Reason: tr.reason}, supabase.Row{"status": "needs_attention", "reason": tr.reason})
 	default:
 		reason := "transient_failure"
 		if errors.As(err, &tr) {
 			reason = tr.reason
 		}
-		s.log.WarnContext(ctx, "pcn job released for retry", "job_id", jobID, "attempt", attempt, "err", err)
-		_, rerr := s.db.From(tenant, tableJobs).Select("id").Eq("id", jobID).Eq("status", "processing").
-			UpdateOne(ctx, supabase.Row{"status": "queued", "reason": "retrying: " + reason})
-		if rerr != nil && !errors.Is(rerr, supabase.ErrNotFound) {
-			// Left in processing: reset-stuck requeues it after PCN_STUCK_AFTER.
-			s.log.ErrorContext(ctx, "pcn job release failed", "job_id", jobID, "err", rerr)
-		}
-		return Result{Outcome: Retry, Reason: reason}, nil
+		return s.release(ctx, c, reason, nil, err), nil
 	}
 }
 
-func (s *Service) finish(ctx context.Context, tenant supabase.TenantID, jobID string, res Result, row supabase.Row) (Result, error) {
-	row["finished_at"] = s.stamp()
-	_, err := s.db.From(tenant, tableJobs).Select("id").Eq("id", jobID).Eq("status", "processing").UpdateOne(ctx, row)
+// claim is one delivery's hold on a job. Every later write of that delivery
+// is conditional on its token: once reset-stuck has taken the job back (and
+// a newer delivery may hold it), the stale delivery's writes match no row.
+type claim struct {
+	tenant  supabase.TenantID
+	jobID   string
+	token   string
+	attempt int
+}
+
+func (s *Service) fenced(c claim) *supabase.Query {
+	return s.db.From(c.tenant, tableJobs).Select("id").Eq("id", c.jobID).Eq("status", "processing").Eq("claim_token", c.token)
+}
+
+// release puts the job back in the queue for another delivery. The write
+// gets its own short deadline, so that it also happens when ctx has ended.
+func (s *Service) release(ctx context.Context, c claim, reason string, extra supabase.Row, cause error) Result {
+	s.log.WarnContext(ctx, "pcn job released for retry", "job_id", c.jobID, "attempt", c.attempt, "reason", reason, "err", cause)
+	row := supabase.Row{"status": "queued", "reason": "retrying: " + reason, "claim_token": nil, "claimed_at": nil}
+	for k, v := range extra {
+		row[k] = v
+	}
+	wctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), releaseTimeout)
+	defer cancel()
+	_, err := s.fenced(c).UpdateOne(wctx, row)
 	switch {
 	case errors.Is(err, supabase.ErrNotFound):
-		// reset-stuck took the job back meanwhile; its next delivery finds the
-		// violation through source_job_id and finishes the job then.
-		s.log.WarnContext(ctx, "pcn job was no longer processing when finishing", "job_id", jobID)
-		return res, nil
+		s.log.WarnContext(ctx, "pcn job was no longer held by this delivery when releasing", "job_id", c.jobID)
+	case err != nil:
+		// Left in processing: reset-stuck requeues it after PCN_STUCK_AFTER.
+		s.log.ErrorContext(ctx, "pcn job release failed", "job_id", c.jobID, "err", err)
+	}
+	return Result{Outcome: Retry, Reason: reason}
+}
+
+// releaseTimeout bounds the write that hands a job back after its delivery's
+// context ended.
+const releaseTimeout = 5 * time.Second
+
+func (s *Service) finish(ctx context.Context, c claim, res Result, row supabase.Row) (Result, error) {
+	row["finished_at"] = s.stamp()
+	row["claim_token"] = nil
+	// The work is done: record it even if the delivery's context has just ended.
+	wctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), releaseTimeout)
+	defer cancel()
+	_, err := s.fenced(c).UpdateOne(wctx, row)
+	switch {
+	case errors.Is(err, supabase.ErrNotFound):
+		// reset-stuck took the job back meanwhile (and a newer delivery may
+		// hold it): that delivery finds the violation through source_job_id
+		// and finishes the job then.
+		s.log.WarnContext(ctx, "pcn job was no longer held by this delivery when finishing", "job_id", c.jobID)
+		return Result{Outcome: Skipped, Reason: "claim_lost"}, nil
 	case err != nil:
 		// Left in processing: reset-stuck requeues it, and the next delivery is idempotent.
 		return Result{Outcome: Retry, Reason: "database_unavailable"}, err
@@ -245,20 +290,38 @@ func (s *Service) record(ctx context.Context, tenant supabase.TenantID, job jobS
 	}
 }
 
+// existingViolation finds the violation an insert conflicted with: the one
+// this job wrote before (a crash before the job was marked done), else the
+// live violation of the same notice. A job whose own violation was deleted
+// meanwhile ends needs_attention (violation_deleted) rather than pointing at
+// a row nobody can see; a deleted violation of another job never matches,
+// since notices are unique among live violations only.
 func (s *Service) existingViolation(ctx context.Context, tenant supabase.TenantID, jobID, authority, pcnNumber string) (string, error) {
-	for _, q := range []*supabase.Query{
-		s.db.From(tenant, "violations").Select("id").IncludeArchived().Eq("source_job_id", jobID),
-		s.db.From(tenant, "violations").Select("id").IncludeArchived().Eq("issuing_authority", authority).Eq("pcn_number", pcnNumber),
-	} {
-		var rows []struct{ ID string }
-		if err := q.Limit(1).Into(ctx, &rows); err != nil {
-			return "", &transient{"database_unavailable", err}
-		}
-		if len(rows) == 1 {
-			return rows[0].ID, nil
-		}
+	var own []struct {
+		ID         string  `json:"id"`
+		ArchivedAt *string `json:"archived_at"`
 	}
-	return "", &transient{"database_unavailable", errors.New("conflict on insert but no existing violation found")}
+	if err := s.db.From(tenant, "violations").Select("id", "archived_at").IncludeArchived().Eq("source_job_id", jobID).
+		Limit(1).Into(ctx, &own); err != nil {
+		return "", &transient{"database_unavailable", err}
+	}
+	if len(own) == 1 {
+		if own[0].ArchivedAt != nil {
+			return "", &attention{"violation_deleted"}
+		}
+		return own[0].ID, nil
+	}
+	var live []struct{ ID string }
+	if err := s.db.From(tenant, "violations").Select("id").Eq("issuing_authority", authority).Eq("pcn_number", pcnNumber).
+		Limit(1).Into(ctx, &live); err != nil {
+		return "", &transient{"database_unavailable", err}
+	}
+	if len(live) == 1 {
+		return live[0].ID, nil
+	}
+	// The conflicting row was deleted between the insert and this read: the
+	// next delivery inserts again.
+	return "", &transient{"database_unavailable", errors.New("conflict on insert but no live violation found")}
 }
 
 type match struct {

@@ -68,7 +68,7 @@ func (s *Service) takeBack(ctx context.Context, j jobState, status string, since
 	}
 	q := s.db.From(tenant, tableJobs).Select("id").Eq("id", j.ID).Eq("status", status).Lt(since, cutoff)
 	if j.Attempts >= s.cfg.MaxAttempts {
-		_, err := q.UpdateOne(ctx, supabase.Row{"status": "needs_attention", "reason": "stuck", "finished_at": s.stamp()})
+		_, err := q.UpdateOne(ctx, supabase.Row{"status": "needs_attention", "reason": "stuck", "finished_at": s.stamp(), "claim_token": nil})
 		switch {
 		case errors.Is(err, supabase.ErrNotFound):
 			return untouched, nil
@@ -78,7 +78,7 @@ func (s *Service) takeBack(ctx context.Context, j jobState, status string, since
 		return givenUp, nil
 	}
 	gen := j.Generation + 1
-	_, err = q.UpdateOne(ctx, supabase.Row{"status": "queued", "generation": gen, "reason": "reset_stuck", "claimed_at": nil})
+	_, err = q.UpdateOne(ctx, supabase.Row{"status": "queued", "generation": gen, "reason": "reset_stuck", "claimed_at": nil, "claim_token": nil})
 	switch {
 	case errors.Is(err, supabase.ErrNotFound):
 		return untouched, nil
