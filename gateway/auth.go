@@ -18,19 +18,32 @@ type TokenVerifier interface {
 // requireUser authenticates the Bearer token and records the principal for
 // principalFrom. Every failure is the same 401, so the answer tells an
 // attacker nothing; the reason goes to the log.
-func requireUser(v TokenVerifier, perTenant *limiter) echo.MiddlewareFunc {
+//
+// A valid token is charged to its tenant's bucket only. A failed
+// authentication is charged to the caller's address bucket (429 once it is
+// empty): in production every user request comes from the web server's few
+// addresses, so charging good requests there would let one flood of bad
+// tokens throttle every tenant. Checking a token first costs a cache lookup or
+// one signature check, which is what the address bucket then bounds.
+func requireUser(v TokenVerifier, perTenant *limiter, byIP ipLimit) echo.MiddlewareFunc {
 	return func(next echo.HandlerFunc) echo.HandlerFunc {
 		return func(c *echo.Context) error {
 			ctx := c.Request().Context()
+			refuse := func() error {
+				if err := byIP.charge(c.Request()); err != nil {
+					return err
+				}
+				return errInvalidToken
+			}
 			h := c.Request().Header.Get("Authorization")
 			scheme, token, ok := strings.Cut(h, " ")
 			if !ok || !strings.EqualFold(scheme, "Bearer") || token == "" {
-				return errInvalidToken
+				return refuse()
 			}
 			p, err := v.Verify(ctx, strings.TrimSpace(token))
 			if err != nil {
 				requestLogger(ctx).DebugContext(ctx, "token refused", "err", err)
-				return errInvalidToken
+				return refuse()
 			}
 			ri := reqInfoFrom(ctx)
 			ri.principal, ri.authed, ri.logger = p, true, nil

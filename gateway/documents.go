@@ -19,8 +19,8 @@ import (
 
 // FileStore signs URLs for one bucket and checks uploaded objects (gcs.Store).
 type FileStore interface {
-	SignedUpload(object, contentType string, size int64, ttl time.Duration) (gcs.Upload, error)
-	SignedDownload(object, filename string, ttl time.Duration) (string, time.Time, error)
+	SignedUpload(ctx context.Context, object, contentType string, size int64, ttl time.Duration) (gcs.Upload, error)
+	SignedDownload(ctx context.Context, object, filename string, ttl time.Duration) (string, time.Time, error)
 	Stat(ctx context.Context, object string) (gcs.Attrs, error)
 }
 
@@ -102,7 +102,7 @@ func (s *server) CreateDocumentUpload(c *echo.Context) error {
 	// Sign first: if signing fails nothing is written.
 	docID := uuid.NewString()
 	object := gcs.ObjectPath(tenant.String(), entityType, entityID, docType, docID, filename)
-	up, err := store.SignedUpload(object, contentType, size, s.cfg.GCS.UploadURLTTL)
+	up, err := store.SignedUpload(ctx, object, contentType, size, s.cfg.GCS.UploadURLTTL)
 	if err != nil {
 		return upstream("Failed to create the upload URL", err)
 	}
@@ -264,7 +264,7 @@ func (s *server) GetDocumentDownloadURL(c *echo.Context, id string) error {
 	if st.Status != "uploaded" {
 		return newError(http.StatusConflict, "Document is not uploaded yet", nil)
 	}
-	u, exp, err := store.SignedDownload(st.ObjectPath, st.Filename, s.cfg.GCS.DownloadURLTTL)
+	u, exp, err := store.SignedDownload(c.Request().Context(), st.ObjectPath, st.Filename, s.cfg.GCS.DownloadURLTTL)
 	if err != nil {
 		return upstream("Failed to create the download URL", err)
 	}

@@ -45,6 +45,7 @@ type server struct {
 	pcn      PCNService
 	vehicles VehicleService
 	identity IdentityService
+	ready    *readiness
 }
 
 var _ api.ServerInterface = (*server)(nil)
@@ -62,6 +63,7 @@ func New(cfg Config, deps Deps) (*echo.Echo, error) {
 	if s.now == nil {
 		s.now = time.Now
 	}
+	s.ready = &readiness{ping: deps.DB.Ping, now: s.now}
 
 	e := echo.New()
 	e.Logger = deps.Logger
@@ -82,12 +84,14 @@ func New(cfg Config, deps Deps) (*echo.Echo, error) {
 	}
 	e.Use(limitBody(cfg.MaxBodyBytes))
 
-	// Per-IP limit first, then the token, then the per-tenant limit. Internal
-	// endpoints (Cloud Tasks, Cloud Scheduler) are not limited.
-	byIP := limitByIP(newLimiter(cfg.RateLimitIPPerSecond, cfg.RateLimitIPBurst), cfg.TrustProxyHeaders)
-	user := requireUser(deps.Verifier, newLimiter(cfg.RateLimitTenantPerSecond, cfg.RateLimitTenantBurst))
+	// A valid token is limited per tenant; failed authentication and public
+	// routes per client address. Internal endpoints (Cloud Tasks, Cloud
+	// Scheduler) are not limited.
+	ips := ipLimit{l: newLimiter(cfg.RateLimitIPPerSecond, cfg.RateLimitIPBurst), trustXFF: cfg.TrustProxyHeaders}
+	byIP := limitByIP(ips)
+	user := requireUser(deps.Verifier, newLimiter(cfg.RateLimitTenantPerSecond, cfg.RateLimitTenantBurst), ips)
 	guards, err := operationGuards(map[string][]echo.MiddlewareFunc{
-		"bearerAuth":     {byIP, user},
+		"bearerAuth":     {user},
 		"internalSecret": {requireInternal(cfg.InternalSecret)},
 	}, byIP)
 	if err != nil {
@@ -118,8 +122,8 @@ func operationGuards(schemes map[string][]echo.MiddlewareFunc, public echo.Middl
 			}
 			guards[op.ID] = append(guards[op.ID], m...)
 		}
-		if len(op.Security) == 0 && strings.HasPrefix(op.Path, "/webhooks/") {
-			// Public, but it does work per call: limited per IP like user routes.
+		if len(op.Security) == 0 && (strings.HasPrefix(op.Path, "/webhooks/") || op.Path == "/ready") {
+			// Public, but it does work per call: limited per client address.
 			guards[op.ID] = append(guards[op.ID], public)
 		}
 	}

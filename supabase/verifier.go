@@ -3,6 +3,7 @@ package supabase
 import (
 	"container/list"
 	"context"
+	"crypto/sha256"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -39,6 +40,8 @@ type VerifierConfig struct {
 	Issuer string
 	// CacheSize bounds the verified-token cache; zero means 10000, negative disables it.
 	CacheSize int
+	// CacheBytes bounds the memory the cache's entries hold; zero means 8 MiB.
+	CacheBytes int
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
 	// AllowMissingIssuer accepts tokens without iss (development load tests
@@ -121,7 +124,11 @@ func NewVerifier(ctx context.Context, cfg VerifierConfig, hc *http.Client, log *
 		size = 10000
 	}
 	if size > 0 {
-		v.cache = newTokenCache(size)
+		maxBytes := cfg.CacheBytes
+		if maxBytes <= 0 {
+			maxBytes = 8 << 20
+		}
+		v.cache = newTokenCache(size, maxBytes)
 	}
 	return v, nil
 }
@@ -205,35 +212,46 @@ func principal(c *claims) (Principal, error) {
 }
 
 // tokenCache is a bounded LRU of verified tokens. Verifying an ES256 signature
-// costs tens of microseconds; a hit costs a map lookup.
+// costs tens of microseconds; a hit costs a hash and a map lookup. Tokens are
+// kept by their SHA-256, never whole: a token can be as large as the header
+// limit (64 KiB), so keeping them would bound the cache by count but not by
+// memory. Entries are bounded both in number and in bytes.
 type tokenCache struct {
-	mu    sync.Mutex
-	max   int
-	ll    *list.List
-	items map[string]*list.Element
+	mu       sync.Mutex
+	max      int
+	maxBytes int
+	bytes    int
+	ll       *list.List
+	items    map[[sha256.Size]byte]*list.Element
 }
 
 type cacheEntry struct {
-	token string
+	key   [sha256.Size]byte
 	p     Principal
 	until time.Time
 }
 
-func newTokenCache(max int) *tokenCache {
-	return &tokenCache{max: max, ll: list.New(), items: make(map[string]*list.Element, max)}
+// entryOverhead approximates an entry's fixed cost: list element, map slot,
+// key, Principal and time fields.
+const entryOverhead = 256
+
+func (e *cacheEntry) size() int { return entryOverhead + len(e.p.UserID) + len(e.p.Email) }
+
+func newTokenCache(max, maxBytes int) *tokenCache {
+	return &tokenCache{max: max, maxBytes: maxBytes, ll: list.New(), items: make(map[[sha256.Size]byte]*list.Element)}
 }
 
 func (c *tokenCache) get(token string, now time.Time) (Principal, bool) {
+	key := sha256.Sum256([]byte(token))
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	el, ok := c.items[token]
+	el, ok := c.items[key]
 	if !ok {
 		return Principal{}, false
 	}
 	e := el.Value.(*cacheEntry)
 	if !now.Before(e.until) {
-		c.ll.Remove(el)
-		delete(c.items, token)
+		c.remove(el)
 		return Principal{}, false
 	}
 	c.ll.MoveToFront(el)
@@ -241,17 +259,28 @@ func (c *tokenCache) get(token string, now time.Time) (Principal, bool) {
 }
 
 func (c *tokenCache) put(token string, p Principal, until time.Time) {
+	key := sha256.Sum256([]byte(token))
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if el, ok := c.items[token]; ok {
+	if el, ok := c.items[key]; ok {
 		el.Value.(*cacheEntry).until = until
 		c.ll.MoveToFront(el)
 		return
 	}
-	c.items[token] = c.ll.PushFront(&cacheEntry{token: token, p: p, until: until})
-	for c.ll.Len() > c.max {
-		old := c.ll.Back()
-		c.ll.Remove(old)
-		delete(c.items, old.Value.(*cacheEntry).token)
+	e := &cacheEntry{key: key, p: p, until: until}
+	if e.size() > c.maxBytes {
+		return
 	}
+	c.items[key] = c.ll.PushFront(e)
+	c.bytes += e.size()
+	for c.ll.Len() > c.max || c.bytes > c.maxBytes {
+		c.remove(c.ll.Back())
+	}
+}
+
+func (c *tokenCache) remove(el *list.Element) {
+	e := el.Value.(*cacheEntry)
+	c.ll.Remove(el)
+	delete(c.items, e.key)
+	c.bytes -= e.size()
 }

@@ -169,6 +169,8 @@ type appOpts struct {
 	dvla bool
 	// credas wires identity checks (Credas at credasURL) over the mock transport.
 	credas bool
+	// now is the gateway's clock; nil means time.Now.
+	now func() time.Time
 }
 
 type pcnOpts struct {
@@ -219,7 +221,7 @@ func newApp(t *testing.T, o appOpts) (http.Handler, *upstream, *bytes.Buffer) {
 			t.Fatal(err)
 		}
 	}
-	deps := gateway.Deps{Logger: log, DB: db, Verifier: v}
+	deps := gateway.Deps{Logger: log, DB: db, Verifier: v, Now: o.now}
 	if o.files {
 		deps.Files = testStore(t, hc)
 	}

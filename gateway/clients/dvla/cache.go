@@ -1,6 +1,7 @@
 package dvla
 
 import (
+	"container/list"
 	"context"
 	"errors"
 	"sync"
@@ -9,18 +10,21 @@ import (
 
 // Cache keeps lookups per registration (found for TTL, not found for
 // NotFoundTTL) and makes concurrent lookups of one registration share one
-// upstream call.
+// upstream call. Entries are kept in least-recently-stored order, so making
+// room when full drops the oldest one in O(1) under the lock.
 type Cache struct {
 	c          *Client
 	ttl, nfTTL time.Duration
 	max        int
 	now        func() time.Time
 	mu         sync.Mutex
-	entries    map[string]cacheEntry
+	entries    map[string]*list.Element // of *cacheEntry
+	order      *list.List               // most recently stored at the front
 	inflight   map[string]*call
 }
 
 type cacheEntry struct {
+	vrm   string
 	v     Vehicle
 	err   error // nil or ErrNotFound
 	until time.Time
@@ -35,16 +39,18 @@ type call struct {
 // NewCache wraps c. max bounds the number of registrations kept.
 func NewCache(c *Client, ttl, notFoundTTL time.Duration, max int) *Cache {
 	return &Cache{c: c, ttl: ttl, nfTTL: notFoundTTL, max: max, now: time.Now,
-		entries: map[string]cacheEntry{}, inflight: map[string]*call{}}
+		entries: map[string]*list.Element{}, order: list.New(), inflight: map[string]*call{}}
 }
 
 // Lookup answers from the cache, or joins the lookup already running for
 // vrm, or starts one. fresh skips the cache (but still shares a running call).
 func (k *Cache) Lookup(ctx context.Context, vrm, correlationID string, fresh bool) (Vehicle, error) {
 	k.mu.Lock()
-	if e, ok := k.entries[vrm]; ok && !fresh && k.now().Before(e.until) {
-		k.mu.Unlock()
-		return e.v, e.err
+	if el, ok := k.entries[vrm]; ok && !fresh {
+		if e := el.Value.(*cacheEntry); k.now().Before(e.until) {
+			k.mu.Unlock()
+			return e.v, e.err
+		}
 	}
 	cl, running := k.inflight[vrm]
 	if !running {
@@ -78,21 +84,25 @@ func (k *Cache) run(ctx context.Context, vrm, correlationID string, cl *call) {
 	close(cl.done)
 }
 
-// store adds e, first dropping expired entries, then arbitrary ones, when full.
+// store adds e, replacing vrm's entry, and drops the oldest entries beyond
+// max. Expired entries are not swept: they go when they are the oldest, or
+// are replaced by the next lookup of their registration.
 func (k *Cache) store(vrm string, e cacheEntry) {
-	if len(k.entries) >= k.max {
-		now := k.now()
-		for key, old := range k.entries {
-			if !now.Before(old.until) {
-				delete(k.entries, key)
-			}
-		}
-		for key := range k.entries {
-			if len(k.entries) < k.max {
-				break
-			}
-			delete(k.entries, key)
-		}
+	e.vrm = vrm
+	if el, ok := k.entries[vrm]; ok {
+		k.order.Remove(el)
 	}
-	k.entries[vrm] = e
+	k.entries[vrm] = k.order.PushFront(&e)
+	for k.order.Len() > k.max {
+		old := k.order.Back()
+		k.order.Remove(old)
+		delete(k.entries, old.Value.(*cacheEntry).vrm)
+	}
+}
+
+// Len is the number of registrations held.
+func (k *Cache) Len() int {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	return k.order.Len()
 }

@@ -195,3 +195,35 @@ func TestCacheNotFoundBriefly(t *testing.T) {
 		t.Errorf("calls = %d, want 2 (cached not-found, then expired)", n.Load())
 	}
 }
+
+// TestCacheEvictsOldestInConstantTime: a full cache drops its oldest
+// registration for a new one (no scan of the whole cache under the lock),
+// and never holds more than its bound.
+func TestCacheEvictsOldestInConstantTime(t *testing.T) {
+	mt := httpmock.NewMockTransport()
+	var n atomic.Int32
+	mt.RegisterResponder(http.MethodPost, base+"/v1/vehicles", func(r *http.Request) (*http.Response, error) {
+		n.Add(1)
+		return httpmock.NewStringResponse(200, aa19aaa), nil
+	})
+	k := NewCache(newClient(t, mt, time.Second), time.Hour, time.Minute, 3)
+	for _, vrm := range []string{"AA19AAA", "AA19EEE", "AA19PPP", "AA19SRN"} {
+		if _, err := k.Lookup(context.Background(), vrm, "", false); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if k.Len() != 3 {
+		t.Errorf("entries = %d, want the bound 3", k.Len())
+	}
+	// AA19EEE..AA19SRN are still cached; AA19AAA, the oldest, went.
+	for _, vrm := range []string{"AA19EEE", "AA19PPP", "AA19SRN"} {
+		_, _ = k.Lookup(context.Background(), vrm, "", false)
+	}
+	if n.Load() != 4 {
+		t.Errorf("calls = %d, want 4 (the three newest from the cache)", n.Load())
+	}
+	_, _ = k.Lookup(context.Background(), "AA19AAA", "", false)
+	if n.Load() != 5 {
+		t.Errorf("calls = %d, want 5 (the evicted oldest looked up again)", n.Load())
+	}
+}

@@ -41,6 +41,10 @@ type Config struct {
 	Insecure bool
 	// Timeout bounds each API call (object attributes, reads). Zero means 10 s.
 	Timeout time.Duration
+	// IAMOptions configure the IAM Credentials client that signs with
+	// SignerEmail; empty means Application Default Credentials (tests point it
+	// at a local server).
+	IAMOptions []option.ClientOption
 }
 
 // Enabled reports whether URLs can be signed (a key or a signer email).
@@ -79,6 +83,7 @@ type Store struct {
 	hostname string
 	insecure bool
 	timeout  time.Duration
+	iam      *iamSigner // nil when signing with a key
 	now      func() time.Time
 }
 
@@ -104,7 +109,11 @@ func New(cfg Config, client *storage.Client) (*Store, error) {
 		}
 		s.accessID, s.key = sa.ClientEmail, []byte(sa.PrivateKey)
 	case cfg.SignerEmail != "":
-		s.accessID = cfg.SignerEmail // BucketHandle.SignedURL signs through IAM signBlob
+		iam, err := newIAMSigner(cfg.SignerEmail, cfg.IAMOptions)
+		if err != nil {
+			return nil, err
+		}
+		s.accessID, s.iam = cfg.SignerEmail, iam
 	default:
 		return nil, errors.New("gcs: a service account key or a signer email is required to sign URLs")
 	}
@@ -120,10 +129,11 @@ type Upload struct {
 }
 
 // SignedUpload signs a PUT of object bound to contentType and to exactly size bytes.
-func (s *Store) SignedUpload(object, contentType string, size int64, ttl time.Duration) (Upload, error) {
+// Signing through IAM is bounded by ctx and a small retry budget.
+func (s *Store) SignedUpload(ctx context.Context, object, contentType string, size int64, ttl time.Duration) (Upload, error) {
 	rng := strconv.FormatInt(size, 10) + "," + strconv.FormatInt(size, 10)
 	exp := s.now().Add(ttl)
-	u, err := s.bucket.SignedURL(object, s.opts(http.MethodPut, exp, func(o *storage.SignedURLOptions) {
+	u, err := s.bucket.SignedURL(object, s.opts(ctx, http.MethodPut, exp, func(o *storage.SignedURLOptions) {
 		o.ContentType = contentType
 		o.Headers = []string{"x-goog-content-length-range:" + rng}
 	}))
@@ -137,9 +147,9 @@ func (s *Store) SignedUpload(object, contentType string, size int64, ttl time.Du
 }
 
 // SignedDownload signs a GET of object that the browser saves as filename.
-func (s *Store) SignedDownload(object, filename string, ttl time.Duration) (string, time.Time, error) {
+func (s *Store) SignedDownload(ctx context.Context, object, filename string, ttl time.Duration) (string, time.Time, error) {
 	exp := s.now().Add(ttl)
-	u, err := s.bucket.SignedURL(object, s.opts(http.MethodGet, exp, func(o *storage.SignedURLOptions) {
+	u, err := s.bucket.SignedURL(object, s.opts(ctx, http.MethodGet, exp, func(o *storage.SignedURLOptions) {
 		o.QueryParameters = url.Values{"response-content-disposition": {ContentDisposition(filename)}}
 	}))
 	if err != nil {
@@ -148,13 +158,16 @@ func (s *Store) SignedDownload(object, filename string, ttl time.Duration) (stri
 	return u, exp, nil
 }
 
-func (s *Store) opts(method string, exp time.Time, f func(*storage.SignedURLOptions)) *storage.SignedURLOptions {
+func (s *Store) opts(ctx context.Context, method string, exp time.Time, f func(*storage.SignedURLOptions)) *storage.SignedURLOptions {
 	o := &storage.SignedURLOptions{
 		Scheme: storage.SigningSchemeV4, Method: method, Expires: exp,
 		GoogleAccessID: s.accessID, Hostname: s.hostname, Insecure: s.insecure,
 	}
 	if len(s.key) > 0 {
 		o.PrivateKey = s.key
+	}
+	if s.iam != nil {
+		o.SignBytes = s.iam.signer(ctx)
 	}
 	f(o)
 	return o

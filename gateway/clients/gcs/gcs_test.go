@@ -97,7 +97,7 @@ func TestSignedUpload(t *testing.T) {
 	s, pub := testStore(t)
 	before := time.Now()
 	object := ObjectPath("t1", "vehicle", "v1", "pcn", "d1", "PCN notice 1.pdf")
-	up, err := s.SignedUpload(object, "application/pdf", 12345, 15*time.Minute)
+	up, err := s.SignedUpload(context.Background(), object, "application/pdf", 12345, 15*time.Minute)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -156,7 +156,7 @@ func TestSignedUpload(t *testing.T) {
 
 func TestSignedDownload(t *testing.T) {
 	s, pub := testStore(t)
-	u, exp, err := s.SignedDownload("t1/vehicle/v1/pcn/d1_a.pdf", "Ticket \"Nov\"\r\n; é.pdf", 5*time.Minute)
+	u, exp, err := s.SignedDownload(context.Background(), "t1/vehicle/v1/pcn/d1_a.pdf", "Ticket \"Nov\"\r\n; é.pdf", 5*time.Minute)
 	if err != nil {
 		t.Fatal(err)
 	}

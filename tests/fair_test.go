@@ -1,0 +1,169 @@
+package tests
+
+import (
+	"net/http"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/jarcoal/httpmock"
+
+	"github.com/fleetpilot/gateway/gateway"
+)
+
+// send makes one request to target from addr (as Cloud Run's front end
+// reports it) with token.
+func sendFrom(e http.Handler, target, addr, token string) int {
+	req, _ := http.NewRequest(http.MethodGet, target, nil)
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	req.Header.Set("X-Forwarded-For", addr)
+	rec := newRecorder()
+	e.ServeHTTP(rec, req)
+	return rec.Code
+}
+
+// TestBadTokenFloodLeavesValidTokensAlone: every user request arrives from
+// the web server's address; a flood of bad tokens from it empties that
+// address's bucket, and the valid tokens sent from the same address meanwhile
+// are all answered, governed by their tenant's bucket only.
+func TestBadTokenFloodLeavesValidTokensAlone(t *testing.T) {
+	e, up, _ := newApp(t, appOpts{mutate: func(c *gateway.Config) {
+		c.RateLimitIPPerSecond, c.RateLimitIPBurst, c.TrustProxyHeaders = 1, 5, true
+		c.RateLimitTenantPerSecond, c.RateLimitTenantBurst = 1, 1000
+	}})
+	up.on(http.MethodGet, "incidents", 200, `[]`, "*/0")
+	const server = "203.0.113.7"
+	good := tokenFor(t, tenantA)
+	limited, goodRefused := 0, 0
+	for i := range 200 {
+		switch sendFrom(e, "/incidents", server, "garbage") {
+		case 429:
+			limited++
+		case 401:
+		default:
+			t.Fatal("a bad token was not refused")
+		}
+		if i%4 == 0 {
+			if code := sendFrom(e, "/incidents", server, good); code != 200 {
+				goodRefused++
+			}
+		}
+	}
+	if limited < 190 {
+		t.Errorf("bad tokens limited %d of 200; the address bucket should cut the flood off", limited)
+	}
+	if goodRefused != 0 {
+		t.Errorf("%d of 50 valid-token requests refused during the flood", goodRefused)
+	}
+}
+
+// TestIPv6PrefixSharesBucket: one subscriber owns a whole IPv6 /64, so every
+// address in it draws on one bucket; another /64 has its own. IPv4 addresses
+// are keyed exactly.
+func TestIPv6PrefixSharesBucket(t *testing.T) {
+	e, _, _ := newApp(t, appOpts{mutate: func(c *gateway.Config) {
+		c.RateLimitIPPerSecond, c.RateLimitIPBurst, c.TrustProxyHeaders = 1, 2, true
+	}})
+	got := []int{
+		sendFrom(e, "/incidents", "2001:db8:1:2::1", ""),
+		sendFrom(e, "/incidents", "2001:db8:1:2:ffff::9", ""),
+		sendFrom(e, "/incidents", "2001:db8:1:2:abcd:1:2:3", ""), // same /64: limited
+		sendFrom(e, "/incidents", "2001:db8:1:3::1", ""),         // next /64: its own bucket
+		sendFrom(e, "/incidents", "198.51.100.1", ""),
+		sendFrom(e, "/incidents", "198.51.100.1", ""),
+		sendFrom(e, "/incidents", "198.51.100.2", ""), // IPv4: exact address
+	}
+	want := []int{401, 401, 429, 401, 401, 401, 401}
+	for i := range want {
+		if got[i] != want[i] {
+			t.Fatalf("statuses = %v, want %v", got, want)
+		}
+	}
+}
+
+// TestClientAddressIsRightmostForwardedEntry: a client can send
+// X-Forwarded-For lines of its own; Google's front end appends the real
+// address last, after all of them.
+func TestClientAddressIsRightmostForwardedEntry(t *testing.T) {
+	e, _, _ := newApp(t, appOpts{mutate: func(c *gateway.Config) {
+		c.RateLimitIPPerSecond, c.RateLimitIPBurst, c.TrustProxyHeaders = 1, 1, true
+	}})
+	send := func(lines ...string) int {
+		req, _ := http.NewRequest(http.MethodGet, "/incidents", nil)
+		for _, l := range lines {
+			req.Header.Add("X-Forwarded-For", l)
+		}
+		rec := newRecorder()
+		e.ServeHTTP(rec, req)
+		return rec.Code
+	}
+	// Each request forges a fresh first line; the appended address is the same.
+	got := []int{send("10.0.0.1", "192.0.2.1, 203.0.113.9"), send("10.0.0.2", "203.0.113.9"), send("10.0.0.3, 203.0.113.10")}
+	want := []int{401, 429, 401}
+	for i := range want {
+		if got[i] != want[i] {
+			t.Fatalf("statuses = %v, want %v", got, want)
+		}
+	}
+}
+
+// TestReadyCachedAndShared: /ready is public, so its PostgREST check is shared
+// by concurrent callers and reused briefly; and it is behind the address bucket.
+func TestReadyCachedAndShared(t *testing.T) {
+	var mu sync.Mutex
+	clock := time.Date(2026, 11, 30, 12, 0, 0, 0, time.UTC)
+	now := func() time.Time { mu.Lock(); defer mu.Unlock(); return clock }
+	e, up, _ := newApp(t, appOpts{now: now})
+	var pings atomic.Int32
+	release := make(chan struct{})
+	up.mt.RegisterResponder(http.MethodGet, restURL+"tenants", func(r *http.Request) (*http.Response, error) {
+		pings.Add(1)
+		<-release // hold the check so that the callers pile up behind it
+		resp := httpmock.NewStringResponse(200, `[]`)
+		resp.Header.Set("Content-Type", "application/json")
+		return resp, nil
+	})
+	var wg sync.WaitGroup
+	codes := make(chan int, 50)
+	for range 50 {
+		wg.Go(func() { codes <- call(e, http.MethodGet, "/ready", "", nil).Code })
+	}
+	time.Sleep(50 * time.Millisecond) // let them arrive; correctness does not depend on it
+	close(release)
+	wg.Wait()
+	close(codes)
+	for c := range codes {
+		if c != 200 {
+			t.Fatalf("ready = %d", c)
+		}
+	}
+	if n := pings.Load(); n > 3 {
+		t.Errorf("50 concurrent /ready calls made %d PostgREST calls", n)
+	}
+	before := pings.Load()
+	for range 50 {
+		wantStatus(t, call(e, http.MethodGet, "/ready", "", nil), 200)
+	}
+	if n := pings.Load() - before; n != 0 {
+		t.Errorf("50 /ready calls within the cache made %d PostgREST calls", n)
+	}
+	mu.Lock()
+	clock = clock.Add(3 * time.Second)
+	mu.Unlock()
+	wantStatus(t, call(e, http.MethodGet, "/ready", "", nil), 200)
+	if n := pings.Load() - before; n != 1 {
+		t.Errorf("after the cache expired: %d PostgREST calls, want 1", n)
+	}
+
+	limited, up2, _ := newApp(t, appOpts{mutate: func(c *gateway.Config) {
+		c.RateLimitIPPerSecond, c.RateLimitIPBurst, c.TrustProxyHeaders = 1, 2, true
+	}})
+	up2.on(http.MethodGet, "tenants", 200, `[]`)
+	got := []int{sendFrom(limited, "/ready", "203.0.113.5", ""), sendFrom(limited, "/ready", "203.0.113.5", ""), sendFrom(limited, "/ready", "203.0.113.5", "")}
+	if got[2] != 429 {
+		t.Errorf("/ready past the address bucket = %v, want the third limited", got)
+	}
+}
