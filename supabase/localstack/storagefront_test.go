@@ -2,6 +2,7 @@ package localstack
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"encoding/xml"
 	"io"
@@ -117,7 +118,7 @@ func with(h map[string]string, k, v string) map[string]string {
 func TestStorageFrontSignedPut(t *testing.T) {
 	st, files := testStorage(t)
 	body := []byte("%PDF-1.4 hello")
-	up, err := files.SignedUpload("t1/doc-ok.pdf", "application/pdf", int64(len(body)), 15*time.Minute)
+	up, err := files.SignedUpload(context.Background(), "t1/doc-ok.pdf", "application/pdf", int64(len(body)), 15*time.Minute)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -164,7 +165,7 @@ func TestStorageFrontSignedPut(t *testing.T) {
 // has passed.
 func TestStorageFrontExpiry(t *testing.T) {
 	st, files := testStorage(t)
-	up, err := files.SignedUpload("t1/late.pdf", "application/pdf", 3, time.Minute)
+	up, err := files.SignedUpload(context.Background(), "t1/late.pdf", "application/pdf", 3, time.Minute)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -199,7 +200,7 @@ func TestStorageFrontSignedGet(t *testing.T) {
 	if a := send(t, http.MethodPut, u, h, []byte("abc")); a.Status != 200 {
 		t.Fatalf("PUT: %d %s", a.Status, a.Body)
 	}
-	get, _, err := files.SignedDownload("t1/a b+c.pdf", "Notice 1.pdf", time.Minute)
+	get, _, err := files.SignedDownload(context.Background(), "t1/a b+c.pdf", "Notice 1.pdf", time.Minute)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -248,7 +249,7 @@ func TestStorageFrontCORS(t *testing.T) {
 	}
 	st.SetCORS(AppCORS(appOrigin))
 	for origin, allow := range map[string]string{appOrigin: appOrigin, "https://evil.example": ""} {
-		up, err := files.SignedUpload("t1/cors-"+strconv.Itoa(len(allow))+".pdf", "application/pdf", 3, time.Minute)
+		up, err := files.SignedUpload(context.Background(), "t1/cors-"+strconv.Itoa(len(allow))+".pdf", "application/pdf", 3, time.Minute)
 		if err != nil {
 			t.Fatal(err)
 		}
