@@ -9,7 +9,7 @@ POSTGREST_SHA256  := 0af68afe747ce09964f29e7c872e77b038aec483a8f3923c20850e85044
 POSTGREST         := .local/tools/postgrest-12.0.2/postgrest
 export POSTGREST_BIN := $(abspath $(POSTGREST))
 
-.PHONY: run test test-short generate bench loadtest fuzz reset lint tools postgres postgrest
+.PHONY: run test test-short generate bench loadtest fuzz reset lint tools postgres postgrest chromium
 
 ## run: the gateway; with no .env, the whole local stack (PostgreSQL, PostgREST, GCS emulator) around it
 run: tools
@@ -22,7 +22,8 @@ run: tools
 	fi
 
 ## test: every test, including those on a real PostgreSQL behind the real PostgREST
-test: tools
+## and the browser upload test in headless Chromium
+test: tools chromium
 	$(GO) vet ./...
 	$(GO) test -race -count=1 ./...
 
@@ -66,6 +67,10 @@ tools: postgres postgrest
 ## postgres: make sure PostgreSQL server binaries (initdb, pg_ctl) are installed
 postgres:
 	@scripts/ensure-postgres.sh
+
+## chromium: make sure headless Chromium is installed (Debian's chromium package, via apt under root or sudo)
+chromium:
+	@scripts/ensure-chromium.sh
 
 ## postgrest: install the pinned PostgREST binary into .local/tools (checked by SHA-256)
 postgrest: $(POSTGREST)

@@ -96,6 +96,7 @@ func gatewayServer(t *testing.T, serviceKey string) *httptest.Server {
 type gwOpts struct {
 	claudeURL string
 	local     bool
+	env       map[string]string // extra configuration, e.g. CORS_ALLOWED_ORIGINS
 }
 
 type nopQueue struct{}
@@ -104,10 +105,14 @@ func (nopQueue) Enqueue(context.Context, tasks.Job, int) error { return nil }
 
 func gatewayWith(t *testing.T, serviceKey string, o gwOpts) (*httptest.Server, *pcn.Service) {
 	t.Helper()
-	cfg, err := gateway.LoadConfig(map[string]string{
+	env := map[string]string{
 		"APP_ENV": "development", "SUPABASE_URL": stack.APIURL, "SUPABASE_SERVICE_KEY": serviceKey,
 		"INTERNAL_SECRET": "e2e-internal-secret-0123456789abcdef",
-	})
+	}
+	for k, v := range o.env {
+		env[k] = v
+	}
+	cfg, err := gateway.LoadConfig(env)
 	if err != nil {
 		t.Fatal(err)
 	}
