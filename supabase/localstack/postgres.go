@@ -120,6 +120,7 @@ func StartPostgres(ctx context.Context, dir string, fast bool, log *slog.Logger)
 }
 
 func (p *Postgres) start(ctx context.Context) error {
+	p.removeStalePid()
 	durability := "-c fsync=on -c synchronous_commit=on -c full_page_writes=on"
 	if p.fast {
 		durability = "-c fsync=off -c synchronous_commit=off -c full_page_writes=off"
@@ -139,13 +140,9 @@ func (p *Postgres) start(ctx context.Context) error {
 // postmaster's death and exit). Restart brings the cluster back on the same
 // port, through crash recovery.
 func (p *Postgres) Crash(ctx context.Context) error {
-	b, err := os.ReadFile(filepath.Join(p.Dir, "postmaster.pid"))
-	if err != nil {
-		return fmt.Errorf("localstack: postmaster.pid: %w", err)
-	}
-	pid, err := strconv.Atoi(strings.TrimSpace(strings.SplitN(string(b), "\n", 2)[0]))
-	if err != nil {
-		return fmt.Errorf("localstack: postmaster.pid: %w", err)
+	pid := p.postmasterPID()
+	if pid == 0 {
+		return errors.New("localstack: no running postmaster")
 	}
 	if err := syscall.Kill(pid, syscall.SIGKILL); err != nil {
 		return fmt.Errorf("localstack: kill postmaster %d: %w", pid, err)
@@ -160,6 +157,26 @@ func (p *Postgres) Crash(ctx context.Context) error {
 			return ctx.Err()
 		case <-time.After(50 * time.Millisecond):
 		}
+	}
+}
+
+// postmasterPID reads the pid PostgreSQL's lock file names (0: none).
+func (p *Postgres) postmasterPID() int {
+	b, err := os.ReadFile(filepath.Join(p.Dir, "postmaster.pid"))
+	if err != nil {
+		return 0
+	}
+	pid, _ := strconv.Atoi(strings.TrimSpace(strings.SplitN(string(b), "\n", 2)[0]))
+	return pid
+}
+
+// removeStalePid removes a lock file left by a postmaster that died without
+// cleaning up. PostgreSQL removes it itself when the pid is gone, but a
+// killed postmaster can linger as a zombie (in a container whose PID 1 does
+// not reap), and PostgreSQL then refuses to start.
+func (p *Postgres) removeStalePid() {
+	if pid := p.postmasterPID(); pid > 0 && !alive(pid) && !hasChildren(pid) {
+		_ = os.Remove(filepath.Join(p.Dir, "postmaster.pid"))
 	}
 }
 

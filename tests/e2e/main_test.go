@@ -38,6 +38,7 @@ var (
 	stack    *localstack.Stack
 	stackErr error
 	db       *pgxpool.Pool // superuser: looks behind the gateway's back
+	repoRoot string        // where `make postgrest` installs PostgREST
 )
 
 func TestMain(m *testing.M) {
@@ -48,8 +49,8 @@ func TestMain(m *testing.M) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	_, file, _, _ := runtime.Caller(0)
-	root := filepath.Join(filepath.Dir(file), "..", "..")
-	stack, stackErr = localstack.Start(ctx, localstack.Options{Root: root, Migrations: migrations.Files})
+	repoRoot = filepath.Join(filepath.Dir(file), "..", "..")
+	stack, stackErr = localstack.Start(ctx, localstack.Options{Root: repoRoot, Migrations: migrations.Files})
 	if stackErr == nil {
 		db, stackErr = pgxpool.New(ctx, stack.SuperuserURL())
 	}
@@ -97,6 +98,7 @@ type gwOpts struct {
 	claudeURL string
 	local     bool
 	env       map[string]string // extra configuration, e.g. CORS_ALLOWED_ORIGINS
+	stack     *localstack.Stack // another stack than the shared one
 }
 
 type nopQueue struct{}
@@ -105,8 +107,12 @@ func (nopQueue) Enqueue(context.Context, tasks.Job, int) error { return nil }
 
 func gatewayWith(t *testing.T, serviceKey string, o gwOpts) (*httptest.Server, *pcn.Service) {
 	t.Helper()
+	st := stack
+	if o.stack != nil {
+		st = o.stack
+	}
 	env := map[string]string{
-		"APP_ENV": "development", "SUPABASE_URL": stack.APIURL, "SUPABASE_SERVICE_KEY": serviceKey,
+		"APP_ENV": "development", "SUPABASE_URL": st.APIURL, "SUPABASE_SERVICE_KEY": serviceKey,
 		"INTERNAL_SECRET": "e2e-internal-secret-0123456789abcdef",
 	}
 	for k, v := range o.env {
@@ -123,12 +129,12 @@ func gatewayWith(t *testing.T, serviceKey string, o gwOpts) (*httptest.Server, *
 	if err != nil {
 		t.Fatal(err)
 	}
-	gcsClient, err := stack.Storage.Client(t.Context())
+	gcsClient, err := st.Storage.Client(t.Context())
 	if err != nil {
 		t.Fatal(err)
 	}
-	files, err := gcs.New(gcs.Config{Bucket: localstack.Bucket, ServiceAccountJSON: stack.Storage.ServiceAccountJSON,
-		Hostname: stack.Storage.Host, Insecure: true}, gcsClient)
+	files, err := gcs.New(gcs.Config{Bucket: localstack.Bucket, ServiceAccountJSON: st.Storage.ServiceAccountJSON,
+		Hostname: st.Storage.Host, Insecure: true}, gcsClient)
 	if err != nil {
 		t.Fatal(err)
 	}
