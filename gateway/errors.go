@@ -16,6 +16,7 @@ import (
 	"github.com/fleetpilot/gateway/gateway/domain/fleet"
 	"github.com/fleetpilot/gateway/gateway/domain/identity"
 	"github.com/fleetpilot/gateway/gateway/domain/pcn"
+	"github.com/fleetpilot/gateway/gateway/domain/sweep"
 	"github.com/fleetpilot/gateway/supabase"
 )
 
@@ -94,6 +95,8 @@ var domainErrors = []struct {
 	{identity.ErrNotReconciled, http.StatusConflict, "The identity check's creation is unconfirmed", nil},
 	{identity.ErrProviderRefused, http.StatusBadGateway, "The identity provider refused the check", nil},
 	{gcs.ErrNotFound, http.StatusConflict, "Upload not found", nil},
+	{sweep.ErrBadBatch, http.StatusUnprocessableEntity, "", &api.ValidationIssue{Loc: []string{"body"},
+		Msg: "Input should be a sweep task: cutoff (date-time) and at most 1000 ids (UUIDs)", Type: "value_error"}},
 }
 
 // domainAnswer looks err up in domainErrors; DVLA's throttling and outages

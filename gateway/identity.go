@@ -13,6 +13,7 @@ import (
 	"github.com/fleetpilot/gateway/gateway/api"
 	"github.com/fleetpilot/gateway/gateway/clients/credas"
 	"github.com/fleetpilot/gateway/gateway/domain/identity"
+	"github.com/fleetpilot/gateway/gateway/domain/sweep"
 	"github.com/fleetpilot/gateway/supabase"
 )
 
@@ -22,7 +23,8 @@ type IdentityService interface {
 	List(ctx context.Context, tenant supabase.TenantID, customerID string, limit, offset int) (supabase.Page, error)
 	Link(ctx context.Context, tenant supabase.TenantID, checkID, correlationID string) (string, time.Time, error)
 	Webhook(ctx context.Context, tenantID, checkID, token string, payload []byte, correlationID string) (identity.WebhookOutcome, error)
-	Poll(ctx context.Context, correlationID string) (identity.PollResult, error)
+	Poll(ctx context.Context) (identity.PollPlan, error)
+	RunTask(ctx context.Context, b sweep.Batch, correlationID string) (identity.PollResult, error)
 }
 
 const featureIdentity = "Identity verification"
@@ -128,20 +130,6 @@ func (s *server) CredasWebhook(c *echo.Context, p api.CredasWebhookParams) error
 		status = http.StatusAccepted
 	}
 	return c.JSON(status, api.WebhookResult{Status: api.WebhookResultStatus(out)})
-}
-
-// PollIdentityChecks answers POST /internal/jobs/credas-poll (Cloud Scheduler).
-func (s *server) PollIdentityChecks(c *echo.Context) error {
-	ctx := c.Request().Context()
-	svc, err := configured(s.identity, featureIdentity)
-	if err != nil {
-		return err
-	}
-	res, err := svc.Poll(ctx, reqInfoFrom(ctx).id)
-	if err != nil {
-		return upstream("Failed to poll identity checks", err)
-	}
-	return c.JSON(http.StatusOK, res)
 }
 
 func deref(p *string) string {

@@ -58,9 +58,9 @@ func (s *server) ResetStuckJobs(c *echo.Context) error {
 	if err != nil {
 		return err
 	}
-	reset, failed, err := svc.ResetStuck(c.Request().Context())
+	res, err := svc.ResetStuck(c.Request().Context())
 	if err != nil {
 		return upstream("Failed to reset stuck jobs", err)
 	}
-	return c.JSON(http.StatusOK, api.ResetStuckResult{Reset: reset, Failed: failed})
+	return c.JSON(http.StatusOK, api.ResetStuckResult{Reset: res.Reset, Failed: res.Failed, Errors: res.Errors})
 }

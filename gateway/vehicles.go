@@ -10,6 +10,7 @@ import (
 	"github.com/fleetpilot/gateway/gateway/api"
 	"github.com/fleetpilot/gateway/gateway/clients/dvla"
 	"github.com/fleetpilot/gateway/gateway/domain/fleet"
+	"github.com/fleetpilot/gateway/gateway/domain/sweep"
 	"github.com/fleetpilot/gateway/gateway/domain/vrm"
 	"github.com/fleetpilot/gateway/supabase"
 )
@@ -18,7 +19,8 @@ import (
 type VehicleService interface {
 	Lookup(ctx context.Context, vrm, correlationID string, fresh bool) (dvla.Vehicle, error)
 	Refresh(ctx context.Context, tenant supabase.TenantID, vehicleID, correlationID string) (json.RawMessage, error)
-	Sweep(ctx context.Context, correlationID string) (fleet.SweepResult, error)
+	Plan(ctx context.Context) (sweep.Result, error)
+	RunTask(ctx context.Context, b sweep.Batch, correlationID string) (fleet.TaskResult, error)
 }
 
 const featureDVLA = "DVLA lookup"
@@ -58,20 +60,6 @@ func (s *server) RefreshVehicleDVLA(c *echo.Context, id string) error {
 		return dvlaError(err)
 	}
 	return c.JSONBlob(http.StatusOK, v)
-}
-
-// RefreshFleetDVLA answers POST /internal/jobs/dvla-refresh (Cloud Scheduler).
-func (s *server) RefreshFleetDVLA(c *echo.Context) error {
-	ctx := c.Request().Context()
-	svc, err := configured(s.vehicles, featureDVLA)
-	if err != nil {
-		return err
-	}
-	res, err := svc.Sweep(ctx, reqInfoFrom(ctx).id)
-	if err != nil {
-		return upstream("Failed to refresh vehicles", err)
-	}
-	return c.JSON(http.StatusOK, res)
 }
 
 // dvlaError is the fallback answer of a lookup or refresh whose error is not

@@ -17,7 +17,7 @@ type PCNService interface {
 	Job(ctx context.Context, tenant supabase.TenantID, jobID string) (json.RawMessage, error)
 	Retry(ctx context.Context, tenant supabase.TenantID, jobID string) (json.RawMessage, error)
 	Process(ctx context.Context, tenant supabase.TenantID, jobID string) (pcn.Result, error)
-	ResetStuck(ctx context.Context) (reset, failed int, err error)
+	ResetStuck(ctx context.Context) (pcn.ResetResult, error)
 }
 
 const (

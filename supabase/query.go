@@ -32,11 +32,17 @@ type Query struct {
 	filters         url.Values
 	nFilters        int
 	sel             string
-	order           string
+	order           []orderKey
+	after           []string
 	limit, offset   int
 	includeArchived bool
 	count           bool
 	err             error
+}
+
+type orderKey struct {
+	col  Column
+	desc bool
 }
 
 const (
@@ -138,17 +144,64 @@ func (q *Query) Select(cols ...Column) *Query {
 	return q
 }
 
-// Order sets the sort; the default for lists is created_at descending.
+// Order adds a sort key; calls add keys in order of precedence (the first
+// call is the primary sort), so that a read can break ties by id.
 func (q *Query) Order(col Column, desc bool) *Query {
 	if !validColumn(col) {
 		q.err = fmt.Errorf("supabase: invalid column name %q", col)
 		return q
 	}
-	q.order = string(col) + ".asc"
-	if desc {
-		q.order = string(col) + ".desc"
-	}
+	q.order = append(q.order, orderKey{col, desc})
 	return q
+}
+
+// After continues a keyset page: only rows that sort strictly after the row
+// whose Order columns hold vals (one value per Order key, in the same order).
+// The Order keys must be non-null and, taken together, unique (end with id),
+// or rows would be skipped or repeated between pages.
+//
+// PostgREST has no row comparison, so (a, b) > (x, y) is spelled
+// a=gte.x&or=(a.gt.x,and(a.eq.x,b.gt.y)): the redundant a=gte.x bound lets
+// PostgreSQL start an index range scan at the cursor instead of filtering
+// every row before it. Values are quoted, so a value can never close the
+// or=(...) list or add a condition.
+func (q *Query) After(vals ...string) *Query {
+	if len(vals) == 0 || len(vals) != len(q.order) {
+		q.err = fmt.Errorf("supabase: After needs one value per Order key (%d), got %d", len(q.order), len(vals))
+		return q
+	}
+	q.after = vals
+	return q
+}
+
+// keyset renders After as the leading column's bound and the or=(...) list.
+func (q *Query) keyset() (bound, or string) {
+	op := func(k orderKey) string {
+		if k.desc {
+			return "lt"
+		}
+		return "gt"
+	}
+	var b strings.Builder
+	b.WriteByte('(')
+	for i := range q.order {
+		if i > 0 {
+			b.WriteString(",and(")
+		}
+		for j := 0; j < i; j++ {
+			b.WriteString(string(q.order[j].col) + ".eq." + QuoteValue(q.after[j]) + ",")
+		}
+		b.WriteString(string(q.order[i].col) + "." + op(q.order[i]) + "." + QuoteValue(q.after[i]))
+		if i > 0 {
+			b.WriteByte(')')
+		}
+	}
+	b.WriteByte(')')
+	first := "gte."
+	if q.order[0].desc {
+		first = "lte."
+	}
+	return first + q.after[0], b.String()
 }
 
 // Limit caps the rows returned.
@@ -208,8 +261,20 @@ func (q *Query) encode(read, withPaging bool) string {
 	if q.sel != "" {
 		v.Set("select", q.sel)
 	}
-	if read && q.order != "" {
-		v.Set("order", q.order)
+	if read && len(q.order) > 0 {
+		parts := make([]string, len(q.order))
+		for i, k := range q.order {
+			parts[i] = string(k.col) + ".asc"
+			if k.desc {
+				parts[i] = string(k.col) + ".desc"
+			}
+		}
+		v.Set("order", strings.Join(parts, ","))
+	}
+	if read && len(q.after) > 0 {
+		bound, or := q.keyset()
+		v.Add(string(q.order[0].col), bound)
+		v.Set("or", or)
 	}
 	if withPaging && q.limit >= 0 {
 		v.Set("limit", strconv.Itoa(q.limit))
@@ -435,31 +500,3 @@ func parseTotal(cr string) int {
 
 // Now is the timestamp format the gateway writes (RFC 3339 with microseconds, UTC).
 func Now() string { return time.Now().UTC().Format("2006-01-02T15:04:05.000000Z07:00") }
-
-// TenantIDs lists every non-archived tenant. Scheduler sweeps walk tenants
-// with it and then work through From(tenant, ...), so that every query they
-// send is scoped to one tenant.
-func (c *Client) TenantIDs(ctx context.Context) ([]TenantID, error) {
-	var rows []struct {
-		ID string `json:"id"`
-	}
-	res, err := c.send(ctx, request{method: http.MethodGet, table: "tenants", query: "select=id&archived_at=is.null&order=id.asc", prefer: preferRepr})
-	if err != nil {
-		return nil, err
-	}
-	if res.status != http.StatusOK {
-		return nil, decodeError(http.MethodGet, "tenants", res.status, res.body)
-	}
-	if err := json.Unmarshal(res.body, &rows); err != nil {
-		return nil, fmt.Errorf("supabase: decode tenants: %w", err)
-	}
-	ids := make([]TenantID, 0, len(rows))
-	for _, r := range rows {
-		id, err := ParseTenantID(r.ID)
-		if err != nil {
-			return nil, fmt.Errorf("supabase: tenant %q: %w", r.ID, err)
-		}
-		ids = append(ids, id)
-	}
-	return ids, nil
-}

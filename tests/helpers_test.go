@@ -171,6 +171,8 @@ type appOpts struct {
 	credas bool
 	// now is the gateway's clock; nil means time.Now.
 	now func() time.Time
+	// sweeps records the sweep tasks the DVLA and Credas planners enqueue.
+	sweeps *recordingDispatcher
 }
 
 type pcnOpts struct {
@@ -222,6 +224,9 @@ func newApp(t *testing.T, o appOpts) (http.Handler, *upstream, *bytes.Buffer) {
 		}
 	}
 	deps := gateway.Deps{Logger: log, DB: db, Verifier: v, Now: o.now}
+	if o.sweeps == nil {
+		o.sweeps = &recordingDispatcher{}
+	}
 	if o.files {
 		deps.Files = testStore(t, hc)
 	}
@@ -249,14 +254,14 @@ func newApp(t *testing.T, o appOpts) (http.Handler, *upstream, *bytes.Buffer) {
 		deps.Vehicles = struct {
 			*dvla.Cache
 			*fleet.Service
-		}{cache, fleet.New(fleet.Config{Rate: 1000}, db, cache, log)}
+		}{cache, fleet.New(fleet.Config{Rate: 1000}, db, cache, o.sweeps, log)}
 	}
 	if o.credas {
 		cc, err := credas.New(credas.Config{BaseURL: credasURL, APIKey: "credas-key", JourneyID: "journey-1", ActorID: 7, Timeout: 300 * time.Millisecond}, hc)
 		if err != nil {
 			t.Fatal(err)
 		}
-		deps.Identity = identity.New(identity.Config{WebhookBaseURL: "https://gw.example"}, db, cc, log)
+		deps.Identity = identity.New(identity.Config{WebhookBaseURL: "https://gw.example"}, db, cc, o.sweeps, log)
 	}
 	e, err := gateway.New(cfg, deps)
 	if err != nil {

@@ -203,7 +203,7 @@ func TestCredasWebhook(t *testing.T) {
 	}
 }
 
-func TestIdentityLinkAndPoll(t *testing.T) {
+func TestIdentityLink(t *testing.T) {
 	e, up, _ := newApp(t, appOpts{credas: true})
 	webhookWorld(up, "invited")
 	up.onCredas(http.MethodGet, "/processes/p-1/entities/e-1/magic-link", 200, `"https://portal.credas.test/ml/xyz"`)
@@ -218,24 +218,6 @@ func TestIdentityLinkAndPoll(t *testing.T) {
 		t.Error("the link was stored")
 	}
 
-	e, up, _ = newApp(t, appOpts{credas: true})
-	up.on(http.MethodGet, "tenants", 200, `[{"id":"`+tenantA+`"}]`)
-	webhookWorld(up, "pending")
-	up.onCredas(http.MethodGet, "/processes/p-1/details", 200, `{"status":2}`)
-	up.onCredas(http.MethodGet, "/entities/e-1/summary", 200, `{"overallResult":"Refer"}`)
-	req, _ := http.NewRequest(http.MethodPost, "/internal/jobs/credas-poll", nil)
-	req.Header.Set("X-Internal-Secret", internalKey)
-	rec = newRecorder()
-	e.ServeHTTP(rec, req)
-	wantStatus(t, rec, 200)
-	wantJSON(t, rec, `{"checked":1,"completed":1,"failed":0,"needs_reconcile":0}`)
-	list := up.requests()[1]
-	if list.Query.Get("tenant_id") != "eq."+tenantA || !strings.HasPrefix(list.Query.Get("updated_at"), "lt.") {
-		t.Errorf("poll query %v", list.Query)
-	}
-	if c := patches(up, "customers"); len(c) != 1 || c[0].Body != `{"identity_status":"refer"}` {
-		t.Errorf("customer patch %v", c)
-	}
 }
 
 // TestCreateIdentityCheckKeepsTheInvite: once Credas has the process, a

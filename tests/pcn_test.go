@@ -517,7 +517,7 @@ func TestResetStuck(t *testing.T) {
 	rec := newRecorder()
 	e.ServeHTTP(rec, req)
 	wantStatus(t, rec, 200)
-	wantJSON(t, rec, `{"reset":1,"failed":1}`)
+	wantJSON(t, rec, `{"reset":1,"failed":1,"errors":0}`)
 	list := up.requests()[0]
 	if _, scoped := list.Query["tenant_id"]; scoped || list.Query.Get("status") != "eq.processing" || !strings.HasPrefix(list.Query.Get("claimed_at"), "lt.") {
 		t.Errorf("stuck query = %v", list.Query)
@@ -549,7 +549,7 @@ func TestResetStuckRequeuesLostQueuedJobs(t *testing.T) {
 	rec := newRecorder()
 	e.ServeHTTP(rec, req)
 	wantStatus(t, rec, 200)
-	wantJSON(t, rec, `{"reset":1,"failed":0}`)
+	wantJSON(t, rec, `{"reset":1,"failed":0,"errors":0}`)
 	p := jobPatches(up)
 	if len(p) != 1 || p[0]["_query_status"] != "eq.queued" || p[0]["generation"] != float64(3) || p[0]["_query_tenant"] != "eq."+tenantA {
 		t.Errorf("patches = %v", p)

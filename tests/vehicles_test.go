@@ -3,12 +3,10 @@ package tests
 import (
 	"encoding/json"
 	"fmt"
-	"io"
 	"net/http"
 	"net/url"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/jarcoal/httpmock"
 )
@@ -149,61 +147,5 @@ func TestRefreshVehicle(t *testing.T) {
 	wantStatus(t, call(e2, http.MethodPost, "/vehicles/"+vehicleID+"/dvla-refresh", tokenFor(t, tenantA), nil), 404)
 	if count(up2, http.MethodPost, "/vehicle-enquiry/") != 0 {
 		t.Error("DVLA called for another tenant's vehicle")
-	}
-}
-
-func TestFleetSweep(t *testing.T) {
-	e, up, _ := newApp(t, appOpts{dvla: true})
-	soon := time.Now().AddDate(0, 0, 10).Format("2006-01-02")
-	past := time.Now().AddDate(0, 0, -3).Format("2006-01-02")
-	later := time.Now().AddDate(1, 0, 0).Format("2006-01-02")
-	up.on(http.MethodGet, "tenants", 200, `[{"id":"`+tenantA+`"},{"id":"`+tenantB+`"}]`)
-	up.onFunc(http.MethodGet, "vehicles", func(r captured) (int, string) {
-		if r.Query.Get("dvla_checked_at") == "is.null" && r.Query.Get("tenant_id") == "eq."+tenantA {
-			return 200, `[{"id":"v1","registration":"AB12CDE"},{"id":"v2","registration":"ER19NFD"}]`
-		}
-		if r.Query.Get("dvla_checked_at") != "is.null" && r.Query.Get("tenant_id") == "eq."+tenantB {
-			return 200, `[{"id":"v3","registration":"CD34EFG"}]`
-		}
-		return 200, `[]`
-	})
-	up.on(http.MethodPatch, "vehicles", 200, `{"id":"x"}`)
-	up.mt.RegisterResponder(http.MethodPost, dvlaURL+"/v1/vehicles", func(r *http.Request) (*http.Response, error) {
-		b, _ := io.ReadAll(r.Body)
-		switch {
-		case strings.Contains(string(b), "AB12CDE"):
-			return httpmock.NewStringResponse(200, dvlaRecord("AB12CDE", soon, later)), nil
-		case strings.Contains(string(b), "CD34EFG"):
-			return httpmock.NewStringResponse(200, dvlaRecord("CD34EFG", later, past)), nil
-		}
-		return httpmock.NewStringResponse(404, `{}`), nil
-	})
-	req, _ := http.NewRequest(http.MethodPost, "/internal/jobs/dvla-refresh", nil)
-	req.Header.Set("X-Internal-Secret", internalKey)
-	rec := newRecorder()
-	e.ServeHTTP(rec, req)
-	wantStatus(t, rec, 200)
-	var res struct {
-		Checked  int              `json:"checked"`
-		Updated  int              `json:"updated"`
-		NotFound int              `json:"not_found"`
-		Failed   int              `json:"failed"`
-		Alerts   []map[string]any `json:"alerts"`
-	}
-	_ = json.Unmarshal(rec.Body.Bytes(), &res)
-	if res.Checked != 3 || res.Updated != 2 || res.NotFound != 1 || len(res.Alerts) != 2 {
-		t.Fatalf("result = %s", rec.Body.String())
-	}
-	kinds := map[string]bool{}
-	for _, a := range res.Alerts {
-		kinds[fmt.Sprintf("%v %v %v", a["vehicle_id"], a["kind"], a["lapsed"])] = true
-	}
-	if !kinds["v1 tax false"] || !kinds["v3 mot true"] {
-		t.Errorf("alerts = %v", res.Alerts)
-	}
-	for _, r := range up.requests() {
-		if strings.HasPrefix(r.Path, "/rest/v1/vehicles") && r.Query.Get("tenant_id") == "" {
-			t.Errorf("unscoped vehicles request %s %v", r.Method, r.Query)
-		}
 	}
 }

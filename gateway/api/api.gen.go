@@ -314,12 +314,37 @@ func (e WebhookResultStatus) Valid() bool {
 	}
 }
 
+// CredasPollPlan defines model for CredasPollPlan.
+type CredasPollPlan struct {
+	// Capped More checks were due than one call plans; the newest wait for the next call.
+	Capped bool `json:"capped"`
+
+	// Due Checks planned.
+	Due int `json:"due"`
+
+	// NeedsReconcile Planned checks that cannot be polled (no Credas process); their task logs them and moves them to the back.
+	NeedsReconcile int `json:"needs_reconcile"`
+
+	// Tasks Tasks enqueued (or found already enqueued under the same name).
+	Tasks int `json:"tasks"`
+}
+
 // CredasPollResult defines model for CredasPollResult.
 type CredasPollResult struct {
-	Checked        int `json:"checked"`
-	Completed      int `json:"completed"`
-	Failed         int `json:"failed"`
+	Checked   int `json:"checked"`
+	Completed int `json:"completed"`
+
+	// Failed Credas read or save failed; logged and moved to the back.
+	Failed int `json:"failed"`
+
+	// Left Not reached in the task's time; still due.
+	Left int `json:"left"`
+
+	// NeedsReconcile Unconfirmed checks (no Credas process); logged and moved to the back.
 	NeedsReconcile int `json:"needs_reconcile"`
+
+	// Skipped No longer due.
+	Skipped int `json:"skipped"`
 }
 
 // DVLAAlert defines model for DVLAAlert.
@@ -337,11 +362,19 @@ type DVLAAlertKind string
 
 // DVLARefreshResult defines model for DVLARefreshResult.
 type DVLARefreshResult struct {
-	Alerts   []DVLAAlert `json:"alerts"`
-	Checked  int         `json:"checked"`
-	Failed   int         `json:"failed"`
-	NotFound int         `json:"not_found"`
-	Updated  int         `json:"updated"`
+	Alerts  []DVLAAlert `json:"alerts"`
+	Checked int         `json:"checked"`
+
+	// Failed Lookup or save failed; logged and moved to the back.
+	Failed int `json:"failed"`
+
+	// Left Not reached in the task's time; still due.
+	Left     int `json:"left"`
+	NotFound int `json:"not_found"`
+
+	// Skipped No longer due (refreshed, archived or changed meanwhile).
+	Skipped int `json:"skipped"`
+	Updated int `json:"updated"`
 }
 
 // DVLAVehicle defines model for DVLAVehicle.
@@ -585,6 +618,10 @@ type ProcessPCNResultOutcome string
 
 // ResetStuckResult defines model for ResetStuckResult.
 type ResetStuckResult struct {
+	// Errors Jobs that could not be handled (logged with their ids; the next run tries again).
+	Errors int `json:"errors"`
+
+	// Failed Jobs out of attempts, given up as needs_attention.
 	Failed int `json:"failed"`
 	Reset  int `json:"reset"`
 }
@@ -592,6 +629,25 @@ type ResetStuckResult struct {
 // ScanRequest defines model for ScanRequest.
 type ScanRequest struct {
 	DocumentId openapi_types.UUID `json:"document_id"`
+}
+
+// SweepPlan defines model for SweepPlan.
+type SweepPlan struct {
+	// Capped More work was due than one call plans; the newest waits for the next call.
+	Capped bool `json:"capped"`
+
+	// Due Items planned.
+	Due int `json:"due"`
+
+	// Tasks Tasks enqueued (or found already enqueued under the same name).
+	Tasks int `json:"tasks"`
+}
+
+// SweepTask defines model for SweepTask.
+type SweepTask struct {
+	// Cutoff Items changed since are no longer due.
+	Cutoff time.Time            `json:"cutoff"`
+	Ids    []openapi_types.UUID `json:"ids"`
 }
 
 // ValidationIssue defines model for ValidationIssue.
@@ -750,6 +806,12 @@ type UpdateIncidentJSONRequestBody = IncidentUpdate
 // ProcessPCNJobJSONRequestBody defines body for ProcessPCNJob for application/json ContentType.
 type ProcessPCNJobJSONRequestBody = ProcessPCNRequest
 
+// RunCredasPollTaskJSONRequestBody defines body for RunCredasPollTask for application/json ContentType.
+type RunCredasPollTaskJSONRequestBody = SweepTask
+
+// RunDVLARefreshTaskJSONRequestBody defines body for RunDVLARefreshTask for application/json ContentType.
+type RunDVLARefreshTaskJSONRequestBody = SweepTask
+
 // ScanViolationJSONRequestBody defines body for ScanViolation for application/json ContentType.
 type ScanViolationJSONRequestBody = ScanRequest
 
@@ -868,10 +930,10 @@ type ServerInterface interface {
 	// UpdateIncident Change the fields that are sent (an explicit null clears a nullable field)
 	// (PATCH /incidents/{id})
 	UpdateIncident(ctx *echo.Context, id ID) error
-	// PollIdentityChecks Cloud Scheduler: re-read checks still open after CREDAS_POLL_AFTER
+	// PollIdentityChecks Cloud Scheduler: plan re-reading checks still open after CREDAS_POLL_AFTER
 	// (POST /internal/jobs/credas-poll)
 	PollIdentityChecks(ctx *echo.Context) error
-	// RefreshFleetDVLA Cloud Scheduler (daily): refresh vehicles checked more than a day ago
+	// RefreshFleetDVLA Cloud Scheduler (daily): plan the refresh of vehicles checked more than a day ago
 	// (POST /internal/jobs/dvla-refresh)
 	RefreshFleetDVLA(ctx *echo.Context) error
 	// ProcessPCNJob Cloud Tasks target: process one PCN job (at-least-once safe)
@@ -880,6 +942,12 @@ type ServerInterface interface {
 	// ResetStuckJobs Cloud Scheduler: take back jobs left in processing too long
 	// (POST /internal/jobs/reset-stuck)
 	ResetStuckJobs(ctx *echo.Context) error
+	// RunCredasPollTask Cloud Tasks target: re-read one batch of identity checks from Credas
+	// (POST /internal/tasks/credas-poll)
+	RunCredasPollTask(ctx *echo.Context) error
+	// RunDVLARefreshTask Cloud Tasks target: refresh one batch of vehicles from DVLA
+	// (POST /internal/tasks/dvla-refresh)
+	RunDVLARefreshTask(ctx *echo.Context) error
 	// GetOpenAPI This document, as JSON
 	// (GET /openapi.json)
 	GetOpenAPI(ctx *echo.Context) error
@@ -1258,6 +1326,24 @@ func (w *ServerInterfaceWrapper) ResetStuckJobs(ctx *echo.Context) error {
 	return err
 }
 
+// RunCredasPollTask converts echo context to params.
+func (w *ServerInterfaceWrapper) RunCredasPollTask(ctx *echo.Context) error {
+	var err error
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.RunCredasPollTask(ctx)
+	return err
+}
+
+// RunDVLARefreshTask converts echo context to params.
+func (w *ServerInterfaceWrapper) RunDVLARefreshTask(ctx *echo.Context) error {
+	var err error
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.RunDVLARefreshTask(ctx)
+	return err
+}
+
 // GetOpenAPI converts echo context to params.
 func (w *ServerInterfaceWrapper) GetOpenAPI(ctx *echo.Context) error {
 	var err error
@@ -1453,10 +1539,12 @@ func RegisterHandlersWithOptions(router EchoRouter, si ServerInterface, options 
 	router.GET(options.BaseURL+"/vehicles/lookup", wrapper.LookupVehicle, options.OperationMiddlewares["lookupVehicle"]...)
 	router.POST(options.BaseURL+"/vehicles/:id/dvla-refresh", wrapper.RefreshVehicleDVLA, options.OperationMiddlewares["refreshVehicleDVLA"]...)
 	router.POST(options.BaseURL+"/internal/jobs/dvla-refresh", wrapper.RefreshFleetDVLA, options.OperationMiddlewares["refreshFleetDVLA"]...)
+	router.POST(options.BaseURL+"/internal/tasks/dvla-refresh", wrapper.RunDVLARefreshTask, options.OperationMiddlewares["runDVLARefreshTask"]...)
 	router.GET(options.BaseURL+"/customers/:id/identity-checks", wrapper.ListIdentityChecks, options.OperationMiddlewares["listIdentityChecks"]...)
 	router.POST(options.BaseURL+"/customers/:id/identity-checks", wrapper.CreateIdentityCheck, options.OperationMiddlewares["createIdentityCheck"]...)
 	router.GET(options.BaseURL+"/identity-checks/:id/link", wrapper.GetIdentityCheckLink, options.OperationMiddlewares["getIdentityCheckLink"]...)
 	router.POST(options.BaseURL+"/webhooks/credas", wrapper.CredasWebhook, options.OperationMiddlewares["credasWebhook"]...)
 	router.POST(options.BaseURL+"/internal/jobs/credas-poll", wrapper.PollIdentityChecks, options.OperationMiddlewares["pollIdentityChecks"]...)
+	router.POST(options.BaseURL+"/internal/tasks/credas-poll", wrapper.RunCredasPollTask, options.OperationMiddlewares["runCredasPollTask"]...)
 
 }

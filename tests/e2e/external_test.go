@@ -53,8 +53,8 @@ func externalGateway(t *testing.T, dvlaURL, credasURL string) *httptest.Server {
 		Vehicles: struct {
 			*dvla.Cache
 			*fleetsvc.Service
-		}{cache, fleetsvc.New(fleetsvc.Config{Rate: 100}, db, cache, log)},
-		Identity: identity.New(identity.Config{WebhookBaseURL: "https://gw.example"}, db, cc, log),
+		}{cache, fleetsvc.New(fleetsvc.Config{Rate: 100}, db, cache, nil, log)},
+		Identity: identity.New(identity.Config{WebhookBaseURL: "https://gw.example"}, db, cc, nil, log),
 	})
 	if err != nil {
 		t.Fatal(err)

@@ -117,8 +117,8 @@ func TestStaleDeliveryCannotFinishReclaimedJob(t *testing.T) {
 	// The first delivery looks stuck: reset-stuck takes the job back, and a
 	// second delivery claims it.
 	exec(t, `update pcn_jobs set claimed_at = now() - interval '1 hour' where id = $1`, jobID)
-	if reset, _, err := svc.ResetStuck(ctx); err != nil || reset < 1 {
-		t.Fatalf("reset-stuck: %d, %v", reset, err)
+	if res, err := svc.ResetStuck(ctx); err != nil || res.Reset < 1 {
+		t.Fatalf("reset-stuck: %+v, %v", res, err)
 	}
 	fresh := make(chan outcome, 1)
 	go func() { r, err := svc.Process(ctx, tenant, jobID); fresh <- outcome{r, err} }()

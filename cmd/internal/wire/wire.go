@@ -23,6 +23,7 @@ import (
 	"github.com/fleetpilot/gateway/gateway/domain/fleet"
 	"github.com/fleetpilot/gateway/gateway/domain/identity"
 	"github.com/fleetpilot/gateway/gateway/domain/pcn"
+	"github.com/fleetpilot/gateway/gateway/domain/sweep"
 	"github.com/fleetpilot/gateway/supabase"
 )
 
@@ -41,6 +42,7 @@ type App struct {
 	cfg     gateway.Config
 	log     *slog.Logger
 	local   *tasks.Local
+	sweeps  *tasks.Paced
 	closers []func() error
 }
 
@@ -87,6 +89,18 @@ func Build(ctx context.Context, cfg gateway.Config, log *slog.Logger, o Options)
 		log.Warn("ANTHROPIC_API_KEY is not set: PCN scans are accepted and end needs_attention (extraction_unavailable)")
 	}
 
+	// Sweep tasks: on Cloud Tasks queues in production, in-process (paced by
+	// the services' own rate limiters) without a Google Cloud project.
+	var sweeps tasks.Dispatcher
+	var fleetSvc *fleet.Service
+	var identitySvc *identity.Service
+	if cfg.Tasks.ProjectID == "" {
+		a.sweeps = tasks.NewPaced(2, 100_000, func(ctx context.Context, t tasks.Task) error {
+			return runSweepTask(ctx, fleetSvc, identitySvc, t)
+		}, log)
+		sweeps = a.sweeps
+	}
+
 	pcnCfg := cfg.PCN
 	pcnCfg.MaxDocBytes = cfg.GCS.MaxUploadBytes // a scan reads no more than an upload may hold
 	var svc *pcn.Service
@@ -101,6 +115,7 @@ func Build(ctx context.Context, cfg gateway.Config, log *slog.Logger, o Options)
 			return nil, err
 		}
 		svc = pcn.New(pcnCfg, db, reader, extractor, queue, log)
+		sweeps = queue
 	} else {
 		log.Warn("GCP_PROJECT_ID is not set: PCN jobs run in-process", "workers", cfg.Tasks.LocalWorkers)
 		a.local = tasks.NewLocal(cfg.Tasks.LocalWorkers, 1000, func(ctx context.Context, j tasks.Job) error { return svc.RunTask(ctx, j) }, log)
@@ -114,7 +129,8 @@ func Build(ctx context.Context, cfg gateway.Config, log *slog.Logger, o Options)
 			return nil, err
 		}
 		cache := dvla.NewCache(dc, cfg.DVLA.CacheTTL, cfg.DVLA.NotFoundTTL, 50000)
-		deps.Vehicles = vehicles{cache, fleet.New(cfg.Fleet, db, cache, log)}
+		fleetSvc = fleet.New(cfg.Fleet, db, cache, sweeps, log)
+		deps.Vehicles = vehicles{cache, fleetSvc}
 	} else {
 		log.Warn("DVLA_VES_API_KEY is not set: vehicle lookups answer 503")
 	}
@@ -124,7 +140,8 @@ func Build(ctx context.Context, cfg gateway.Config, log *slog.Logger, o Options)
 		if err != nil {
 			return nil, err
 		}
-		deps.Identity = identity.New(cfg.Identity, db, cc, log)
+		identitySvc = identity.New(cfg.Identity, db, cc, sweeps, log)
+		deps.Identity = identitySvc
 	} else {
 		log.Warn("CREDAS_API_KEY is not set: identity check endpoints answer 503")
 	}
@@ -152,6 +169,16 @@ func (a *App) Serve(ctx context.Context, ln net.Listener) error {
 	var drained sync.WaitGroup
 	stopped, stop := context.WithCancel(ctx)
 	defer stop()
+	if a.sweeps != nil {
+		drained.Go(func() {
+			<-stopped.Done()
+			dctx, cancel := context.WithTimeout(context.Background(), ShutdownGrace)
+			defer cancel()
+			if err := a.sweeps.Close(dctx); err != nil {
+				a.log.Warn("in-process sweep tasks did not finish in time; the next sweep plans them again", "err", err)
+			}
+		})
+	}
 	if a.local != nil {
 		drained.Go(func() {
 			<-stopped.Done()
@@ -166,6 +193,35 @@ func (a *App) Serve(ctx context.Context, ln net.Listener) error {
 	stop() // also when serving failed without a signal
 	drained.Wait()
 	return err
+}
+
+// runSweepTask runs an in-process sweep task as its endpoint would.
+func runSweepTask(ctx context.Context, f *fleet.Service, id *identity.Service, t tasks.Task) error {
+	b, err := sweep.ParseBatch(t.Body)
+	if err != nil {
+		return err
+	}
+	var left int
+	switch {
+	case t.Path == fleet.TaskPath && f != nil:
+		res, err := f.RunTask(ctx, b, t.ID)
+		if err != nil {
+			return err
+		}
+		left = res.Left
+	case t.Path == identity.TaskPath && id != nil:
+		res, err := id.RunTask(ctx, b, t.ID)
+		if err != nil {
+			return err
+		}
+		left = res.Left
+	default:
+		return fmt.Errorf("no in-process handler for %s", t.Path)
+	}
+	if left > 0 {
+		return fmt.Errorf("%d items left: %w", left, tasks.ErrRetry)
+	}
+	return nil
 }
 
 // Close releases the clients.

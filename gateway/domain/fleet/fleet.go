@@ -6,13 +6,14 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"fmt"
 	"log/slog"
 	"time"
 
 	"golang.org/x/time/rate"
 
 	"github.com/fleetpilot/gateway/gateway/clients/dvla"
+	"github.com/fleetpilot/gateway/gateway/clients/tasks"
+	"github.com/fleetpilot/gateway/gateway/domain/sweep"
 	"github.com/fleetpilot/gateway/supabase"
 )
 
@@ -31,10 +32,15 @@ var VehicleColumns = []supabase.Column{"id", "registration", "make", "model", "c
 // Config of the sweep. Its variables name DVLA without a common prefix, so
 // the env tags are full names.
 type Config struct {
-	// Rate is the most DVLA lookups a second the sweep makes (DVLA publishes no limit).
+	// Rate is the most DVLA lookups a second one instance makes (DVLA
+	// publishes no limit); across instances the queue's rate bounds them.
 	Rate float64 `env:"DVLA_VES_RATE" envDefault:"2"`
-	// Batch bounds the vehicles refreshed per sweep.
-	Batch int `env:"DVLA_REFRESH_BATCH" envDefault:"500"`
+	// Batch bounds the vehicles one sweep call plans (oldest first).
+	Batch int `env:"DVLA_REFRESH_BATCH" envDefault:"100000"`
+	// TaskSize is how many vehicles one task refreshes.
+	TaskSize int
+	// Queue is the Cloud Tasks queue of the refresh tasks.
+	Queue string `env:"DVLA_TASKS_QUEUE" envDefault:"dvla-refresh"`
 	// StaleAfter is how old a check must be to be refreshed.
 	StaleAfter time.Duration
 	// AlertWithin flags tax or MOT ending this soon.
@@ -47,28 +53,27 @@ func (c Config) Validate() error {
 	if c.Rate <= 0 || c.Rate > 50 {
 		p = append(p, errors.New("DVLA_VES_RATE: must be above 0 and at most 50 lookups a second"))
 	}
-	if c.Batch < 1 || c.Batch > 10000 {
-		p = append(p, errors.New("DVLA_REFRESH_BATCH: must be between 1 and 10000"))
+	if c.Batch < 1 || c.Batch > 1000000 {
+		p = append(p, errors.New("DVLA_REFRESH_BATCH: must be between 1 and 1000000"))
 	}
 	return errors.Join(p...)
 }
 
 // Service refreshes vehicles.
 type Service struct {
-	db     *supabase.Client
-	lookup Lookup
-	cfg    Config
-	log    *slog.Logger
-	now    func() time.Time
+	db      *supabase.Client
+	lookup  Lookup
+	cfg     Config
+	log     *slog.Logger
+	now     func() time.Time
+	planner *sweep.Planner
+	limiter *rate.Limiter
 }
 
-// New builds the service.
-func New(cfg Config, db *supabase.Client, lookup Lookup, log *slog.Logger) *Service {
+// New builds the service; the sweep's tasks go to d.
+func New(cfg Config, db *supabase.Client, lookup Lookup, d tasks.Dispatcher, log *slog.Logger) *Service {
 	if cfg.Rate <= 0 {
 		cfg.Rate = 2
-	}
-	if cfg.Batch <= 0 {
-		cfg.Batch = 500
 	}
 	if cfg.StaleAfter <= 0 {
 		cfg.StaleAfter = 24 * time.Hour
@@ -76,7 +81,12 @@ func New(cfg Config, db *supabase.Client, lookup Lookup, log *slog.Logger) *Serv
 	if cfg.AlertWithin <= 0 {
 		cfg.AlertWithin = 30 * 24 * time.Hour
 	}
-	return &Service{db: db, lookup: lookup, cfg: cfg, log: log, now: time.Now}
+	if cfg.Queue == "" {
+		cfg.Queue = "dvla-refresh"
+	}
+	return &Service{db: db, lookup: lookup, cfg: cfg, log: log, now: time.Now,
+		planner: sweep.NewPlanner(sweep.Config{Kind: "dvla", Queue: cfg.Queue, Path: TaskPath, TaskSize: cfg.TaskSize, Window: min(time.Hour, cfg.StaleAfter/2), Max: cfg.Batch}, d),
+		limiter: rate.NewLimiter(rate.Limit(cfg.Rate), 1)}
 }
 
 // Refresh looks the tenant's vehicle up afresh and writes its DVLA columns.
@@ -117,90 +127,6 @@ type Alert struct {
 	Kind         string `json:"kind"`
 	Due          string `json:"due"`
 	Lapsed       bool   `json:"lapsed"`
-}
-
-// SweepResult counts what a sweep did.
-type SweepResult struct {
-	Checked  int     `json:"checked"`
-	Updated  int     `json:"updated"`
-	NotFound int     `json:"not_found"`
-	Failed   int     `json:"failed"`
-	Alerts   []Alert `json:"alerts"`
-}
-
-// Sweep refreshes, tenant by tenant, vehicles whose DVLA check is missing or
-// older than StaleAfter, paced at Rate lookups a second, at most Batch of
-// them. A vehicle DVLA does not know is marked checked, so it is not asked
-// about again until the next period.
-func (s *Service) Sweep(ctx context.Context, correlationID string) (SweepResult, error) {
-	res := SweepResult{Alerts: []Alert{}}
-	tenants, err := s.db.TenantIDs(ctx)
-	if err != nil {
-		return res, err
-	}
-	limiter := rate.NewLimiter(rate.Limit(s.cfg.Rate), 1)
-	cutoff := s.now().Add(-s.cfg.StaleAfter).UTC().Format(time.RFC3339Nano)
-	for _, tenant := range tenants {
-		if res.Checked >= s.cfg.Batch {
-			break
-		}
-		var stale []struct {
-			ID           string `json:"id"`
-			Registration string `json:"registration"`
-		}
-		// Never checked first, then the oldest checks.
-		for _, never := range []bool{true, false} {
-			var page []struct {
-				ID           string `json:"id"`
-				Registration string `json:"registration"`
-			}
-			qq := s.db.From(tenant, "vehicles").Select("id", "registration").Limit(s.cfg.Batch - res.Checked - len(stale))
-			if never {
-				qq.IsNull("dvla_checked_at")
-			} else {
-				qq.Lt("dvla_checked_at", cutoff).Order("dvla_checked_at", false)
-			}
-			if err := qq.Into(ctx, &page); err != nil {
-				return res, fmt.Errorf("fleet: stale vehicles of %s: %w", tenant, err)
-			}
-			stale = append(stale, page...)
-		}
-		for _, v := range stale {
-			if err := limiter.Wait(ctx); err != nil {
-				return res, err
-			}
-			res.Checked++
-			dv, lerr := s.lookup.Lookup(ctx, v.Registration, correlationID, true)
-			row := supabase.Row{"dvla_checked_at": s.now().UTC().Format(time.RFC3339Nano)}
-			switch {
-			case errors.Is(lerr, dvla.ErrNotFound), errors.Is(lerr, dvla.ErrInvalid):
-				res.NotFound++
-			case lerr != nil:
-				res.Failed++
-				s.log.WarnContext(ctx, "dvla refresh failed", "tenant_id", tenant.String(), "vehicle_id", v.ID, "err", lerr)
-				continue
-			default:
-				row = s.columns(dv)
-			}
-			_, uerr := s.db.From(tenant, "vehicles").Select("id").Eq("id", v.ID).UpdateOne(ctx, row)
-			switch {
-			case errors.Is(uerr, supabase.ErrNotFound):
-				continue // archived meanwhile
-			case uerr != nil:
-				res.Failed++
-				s.log.WarnContext(ctx, "dvla refresh not saved", "tenant_id", tenant.String(), "vehicle_id", v.ID, "err", uerr)
-				continue
-			}
-			if lerr == nil {
-				res.Updated++
-				res.Alerts = append(res.Alerts, s.alerts(tenant, v.ID, v.Registration, dv)...)
-			}
-		}
-	}
-	for _, a := range res.Alerts {
-		s.log.InfoContext(ctx, "vehicle tax or MOT needs attention", "tenant_id", a.TenantID, "vehicle_id", a.VehicleID, "kind", a.Kind, "due", a.Due, "lapsed", a.Lapsed)
-	}
-	return res, nil
 }
 
 func (s *Service) alerts(tenant supabase.TenantID, vehicleID, reg string, v dvla.Vehicle) []Alert {

@@ -18,7 +18,11 @@ import (
 	"strings"
 	"time"
 
+	"golang.org/x/time/rate"
+
 	"github.com/fleetpilot/gateway/gateway/clients/credas"
+	"github.com/fleetpilot/gateway/gateway/clients/tasks"
+	"github.com/fleetpilot/gateway/gateway/domain/sweep"
 	"github.com/fleetpilot/gateway/supabase"
 )
 
@@ -47,7 +51,15 @@ type Config struct {
 	DefaultContact credas.Contact `env:"CONTACT_MODE" envDefault:"email"`
 	// PollAfter is how long an open check waits before the poll asks Credas.
 	PollAfter time.Duration `env:"POLL_AFTER" envDefault:"6h"`
+	// PollBatch bounds the checks one poll call plans (oldest first).
 	PollBatch int
+	// PollRate is the most Credas reads a second one instance's poll makes;
+	// across instances the queue's rate bounds them.
+	PollRate float64 `env:"POLL_RATE" envDefault:"5"`
+	// TaskSize is how many checks one poll task reads.
+	TaskSize int
+	// Queue is the Cloud Tasks queue of the poll tasks.
+	Queue string `env:"TASKS_QUEUE" envDefault:"credas-poll"`
 }
 
 // Validate names each bad setting, one error per variable (keys without the prefix).
@@ -58,6 +70,9 @@ func (c Config) Validate() error {
 	default:
 		p = append(p, errors.New("CONTACT_MODE: must be email, sms or none"))
 	}
+	if c.PollRate <= 0 || c.PollRate > 50 {
+		p = append(p, errors.New("POLL_RATE: must be above 0 and at most 50 reads a second"))
+	}
 	if c.PollAfter < time.Minute {
 		p = append(p, errors.New("POLL_AFTER: must be at least 1m"))
 	}
@@ -66,15 +81,17 @@ func (c Config) Validate() error {
 
 // Service runs checks.
 type Service struct {
-	db  *supabase.Client
-	p   Provider
-	cfg Config
-	log *slog.Logger
-	now func() time.Time
+	db      *supabase.Client
+	p       Provider
+	cfg     Config
+	log     *slog.Logger
+	now     func() time.Time
+	planner *sweep.Planner
+	limiter *rate.Limiter
 }
 
-// New builds the service.
-func New(cfg Config, db *supabase.Client, p Provider, log *slog.Logger) *Service {
+// New builds the service; the poll's tasks go to d.
+func New(cfg Config, db *supabase.Client, p Provider, d tasks.Dispatcher, log *slog.Logger) *Service {
 	cfg.WebhookBaseURL = strings.TrimRight(cfg.WebhookBaseURL, "/")
 	if cfg.DefaultContact == "" {
 		cfg.DefaultContact = credas.ContactEmail
@@ -82,10 +99,15 @@ func New(cfg Config, db *supabase.Client, p Provider, log *slog.Logger) *Service
 	if cfg.PollAfter <= 0 {
 		cfg.PollAfter = 6 * time.Hour
 	}
-	if cfg.PollBatch <= 0 {
-		cfg.PollBatch = 200
+	if cfg.PollRate <= 0 {
+		cfg.PollRate = 5
 	}
-	return &Service{db: db, p: p, cfg: cfg, log: log, now: time.Now}
+	if cfg.Queue == "" {
+		cfg.Queue = "credas-poll"
+	}
+	return &Service{db: db, p: p, cfg: cfg, log: log, now: time.Now,
+		planner: sweep.NewPlanner(sweep.Config{Kind: "credas", Queue: cfg.Queue, Path: TaskPath, TaskSize: cfg.TaskSize, Window: min(time.Hour, cfg.PollAfter/2), Max: cfg.PollBatch}, d),
+		limiter: rate.NewLimiter(rate.Limit(cfg.PollRate), 1)}
 }
 
 const table = "identity_checks"
@@ -297,62 +319,6 @@ func (s *Service) apply(ctx context.Context, tenant supabase.TenantID, c checkSt
 		return nil // customer archived meanwhile
 	}
 	return err
-}
-
-// PollResult counts what a poll did.
-type PollResult struct {
-	Checked     int `json:"checked"`
-	Completed   int `json:"completed"`
-	Failed      int `json:"failed"`
-	Unconfirmed int `json:"needs_reconcile"`
-}
-
-// Poll re-reads checks still open PollAfter after their last change, tenant
-// by tenant, so that a lost webhook never leaves a customer pending forever.
-// Checks whose creation is unconfirmed are counted for a human to reconcile.
-func (s *Service) Poll(ctx context.Context, correlationID string) (PollResult, error) {
-	var res PollResult
-	tenants, err := s.db.TenantIDs(ctx)
-	if err != nil {
-		return res, err
-	}
-	cutoff := s.now().Add(-s.cfg.PollAfter).UTC().Format(time.RFC3339Nano)
-	for _, tenant := range tenants {
-		var open []checkState
-		if err := s.db.From(tenant, table).Select("id", "customer_id", "status", "webhook_token_hash", "provider_reference", "provider_entity_ref").
-			In("status", "invited", "pending", "needs_reconcile").Lt("updated_at", cutoff).Order("updated_at", false).
-			Limit(s.cfg.PollBatch-res.Checked).Into(ctx, &open); err != nil {
-			return res, err
-		}
-		for _, c := range open {
-			if c.Status == "needs_reconcile" {
-				res.Unconfirmed++
-				continue
-			}
-			p, ok := c.process()
-			if !ok {
-				res.Unconfirmed++
-				continue
-			}
-			res.Checked++
-			outcome, raw, err := s.p.Result(ctx, p, correlationID)
-			if err != nil {
-				res.Failed++
-				s.log.WarnContext(ctx, "credas poll failed", "tenant_id", tenant.String(), "check_id", c.ID, "err", err)
-				continue
-			}
-			if err := s.apply(ctx, tenant, c, outcome, raw); err != nil {
-				return res, err
-			}
-			if outcome != credas.Pending {
-				res.Completed++
-			}
-		}
-		if res.Checked >= s.cfg.PollBatch {
-			break
-		}
-	}
-	return res, nil
 }
 
 func newToken() (token, hash string, err error) {

@@ -17,36 +17,66 @@ import (
 //     enqueued again. If a task for it is still waiting in Cloud Tasks, the
 //     second delivery is harmless: only one can claim the job.
 //
-// It returns how many jobs were re-queued and how many were given up on.
+// It returns how many jobs were re-queued, how many were given up on, and
+// how many could not be handled (logged with their ids; the next run tries
+// them again). A job that fails never stops the run.
 //
-// It is the one cross-tenant operation of the gateway: it lists such jobs of
-// every tenant with AcrossTenants, then handles each with a query scoped to
-// that job's own tenant.
-func (s *Service) ResetStuck(ctx context.Context) (reset, failed int, err error) {
+// It is a cross-tenant operation: it lists such jobs of every tenant with
+// AcrossTenants, in keyset pages on (age, id) so that PostgREST's max-rows
+// never hides one, then handles each with a query scoped to that job's own
+// tenant.
+func (s *Service) ResetStuck(ctx context.Context) (res ResetResult, err error) {
 	cutoff := s.now().Add(-s.cfg.StuckAfter).UTC().Format(time.RFC3339Nano)
 	for _, st := range []struct {
 		status, since string
 	}{{"processing", "claimed_at"}, {"queued", "updated_at"}} {
-		var jobs []jobState
-		err = s.db.AcrossTenants(tableJobs).Select("id", "tenant_id", "attempts", "generation").
-			Eq("status", st.status).Lt(supabase.Column(st.since), cutoff).Order(supabase.Column(st.since), false).Limit(500).Into(ctx, &jobs)
-		if err != nil {
-			return reset, failed, err
-		}
-		for _, j := range jobs {
-			ok, err := s.takeBack(ctx, j, st.status, supabase.Column(st.since), cutoff)
-			if err != nil {
-				return reset, failed, err
+		since := supabase.Column(st.since)
+		var after []string
+		for {
+			var jobs []struct {
+				jobState
+				ClaimedAt string `json:"claimed_at"`
+				UpdatedAt string `json:"updated_at"`
 			}
-			switch ok {
-			case requeued:
-				reset++
-			case givenUp:
-				failed++
+			q := s.db.AcrossTenants(tableJobs).Select("id", "tenant_id", "attempts", "generation", since).
+				Eq("status", st.status).Lt(since, cutoff).Order(since, false).Order("id", false).Limit(resetPage)
+			if after != nil {
+				q.After(after...)
+			}
+			if err := q.Into(ctx, &jobs); err != nil {
+				return res, err
+			}
+			for _, j := range jobs {
+				ok, err := s.takeBack(ctx, j.jobState, st.status, since, cutoff)
+				switch {
+				case err != nil:
+					res.Errors++
+					s.log.ErrorContext(ctx, "stuck job not taken back; the next run tries again", "tenant_id", j.TenantID, "job_id", j.ID, "err", err)
+				case ok == requeued:
+					res.Reset++
+				case ok == givenUp:
+					res.Failed++
+				}
+			}
+			if len(jobs) < resetPage {
+				break
+			}
+			last := jobs[len(jobs)-1]
+			after = []string{last.UpdatedAt, last.ID}
+			if since == "claimed_at" {
+				after[0] = last.ClaimedAt
 			}
 		}
 	}
-	return reset, failed, nil
+	return res, nil
+}
+
+// resetPage stays below Supabase's default max-rows, so a short page means the end.
+const resetPage = 500
+
+// ResetResult counts what ResetStuck did.
+type ResetResult struct {
+	Reset, Failed, Errors int
 }
 
 type takeBackResult int

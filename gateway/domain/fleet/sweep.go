@@ -1,0 +1,155 @@
+package fleet
+
+import (
+	"context"
+	"errors"
+	"time"
+
+	"github.com/fleetpilot/gateway/gateway/clients/dvla"
+	"github.com/fleetpilot/gateway/gateway/domain/sweep"
+	"github.com/fleetpilot/gateway/supabase"
+)
+
+// TaskPath is the endpoint that runs one refresh task.
+const TaskPath = "/internal/tasks/dvla-refresh"
+
+// Plan is the Cloud Scheduler call: it enqueues every vehicle whose last
+// DVLA check or attempt is older than StaleAfter, of every tenant, oldest
+// first (never tried first), at most Batch of them, as refresh tasks.
+//
+// It reads vehicle ids across tenants (AcrossTenants) in keyset pages on
+// (dvla_swept_at, id): one read of ids ordered by staleness replaces a walk
+// of every tenant, so that an idle sweep costs one call and the oldest work
+// of the last tenant is not starved by the first. Every write stays in the
+// task, scoped to the vehicle's tenant.
+func (s *Service) Plan(ctx context.Context) (sweep.Result, error) {
+	window, cutoff := s.planner.Cutoff(s.now(), s.cfg.StaleAfter)
+	return s.planner.Plan(ctx, window, cutoff, func(ctx context.Context, after []string) ([]string, []string, error) {
+		var rows []struct {
+			ID      string `json:"id"`
+			SweptAt string `json:"dvla_swept_at"`
+		}
+		q := s.db.AcrossTenants("vehicles").Select("id", "dvla_swept_at").Lt("dvla_swept_at", cutoff).
+			Order("dvla_swept_at", false).Order("id", false).Limit(sweep.PageSize)
+		if after != nil {
+			q.After(after...)
+		}
+		if err := q.Into(ctx, &rows); err != nil {
+			return nil, nil, err
+		}
+		ids := make([]string, len(rows))
+		for i, r := range rows {
+			ids[i] = r.ID
+		}
+		if len(rows) == 0 {
+			return ids, nil, nil
+		}
+		last := rows[len(rows)-1]
+		return ids, []string{last.SweptAt, last.ID}, nil
+	})
+}
+
+// TaskResult counts what a refresh task did.
+type TaskResult struct {
+	Checked  int `json:"checked"`
+	Updated  int `json:"updated"`
+	NotFound int `json:"not_found"`
+	// Failed vehicles (lookup or save failed) are logged with their ids and
+	// recorded as attempted, which sends them to the back of the sweep.
+	Failed int `json:"failed"`
+	// Skipped vehicles were no longer due (refreshed, archived or changed meanwhile).
+	Skipped int `json:"skipped"`
+	// Left is what the task's time did not reach; it stays due.
+	Left   int     `json:"left"`
+	Alerts []Alert `json:"alerts"`
+}
+
+// RunTask refreshes a task's vehicles that are still due, paced at Rate
+// lookups a second. A vehicle DVLA does not know is marked checked, so it is
+// not asked about again until the next period. A vehicle that cannot be
+// refreshed is counted, logged and marked attempted; it never stops the task.
+func (s *Service) RunTask(ctx context.Context, b sweep.Batch, correlationID string) (TaskResult, error) {
+	res := TaskResult{Alerts: []Alert{}}
+	if len(b.IDs) == 0 {
+		return res, nil
+	}
+	// Which of them are still due: one read of the batch across tenants
+	// (ids from our own planner), so that a task run twice looks nothing up twice.
+	var due []struct {
+		ID           string `json:"id"`
+		TenantID     string `json:"tenant_id"`
+		Registration string `json:"registration"`
+	}
+	if err := s.db.AcrossTenants("vehicles").Select("id", "tenant_id", "registration").In("id", b.IDs...).
+		Lt("dvla_swept_at", b.Cutoff).Order("dvla_swept_at", false).Order("id", false).Into(ctx, &due); err != nil {
+		return res, err
+	}
+	res.Skipped = len(b.IDs) - len(due)
+	deadline := time.Now().Add(sweep.Deadline(s.planner.Config().Deadline))
+	for i, v := range due {
+		tenant, err := supabase.ParseTenantID(v.TenantID)
+		if err != nil {
+			res.Failed++
+			s.log.ErrorContext(ctx, "vehicle with a bad tenant", "vehicle_id", v.ID)
+			continue
+		}
+		if err := s.limiter.Wait(ctx); err != nil || time.Now().After(deadline) {
+			res.Left = len(due) - i
+			s.log.WarnContext(ctx, "dvla refresh task out of time; the rest stays due", "left", res.Left)
+			break
+		}
+		res.Checked++
+		s.refreshOne(ctx, tenant, v.ID, v.Registration, b.Cutoff, correlationID, &res)
+	}
+	for _, a := range res.Alerts {
+		s.log.InfoContext(ctx, "vehicle tax or MOT needs attention", "tenant_id", a.TenantID, "vehicle_id", a.VehicleID, "kind", a.Kind, "due", a.Due, "lapsed", a.Lapsed)
+	}
+	return res, nil
+}
+
+func (s *Service) refreshOne(ctx context.Context, tenant supabase.TenantID, id, reg, cutoff, correlationID string, res *TaskResult) {
+	dv, lerr := s.lookup.Lookup(ctx, reg, correlationID, true)
+	row := supabase.Row{"dvla_checked_at": s.stamp()}
+	switch {
+	case errors.Is(lerr, dvla.ErrNotFound), errors.Is(lerr, dvla.ErrInvalid):
+		res.NotFound++
+	case lerr != nil:
+		res.Failed++
+		s.log.WarnContext(ctx, "dvla refresh failed; vehicle moved to the back of the sweep", "tenant_id", tenant.String(), "vehicle_id", id, "err", lerr)
+		s.markAttempted(ctx, tenant, id, reg, cutoff)
+		return
+	default:
+		row = s.columns(dv)
+	}
+	// Only while the vehicle is still due and still has the registration
+	// that was looked up: a change meanwhile wins.
+	_, uerr := s.save(tenant, id, reg, cutoff).UpdateOne(ctx, row)
+	switch {
+	case errors.Is(uerr, supabase.ErrNotFound):
+		res.Skipped++
+		return
+	case uerr != nil:
+		res.Failed++
+		s.log.WarnContext(ctx, "dvla refresh not saved; vehicle moved to the back of the sweep", "tenant_id", tenant.String(), "vehicle_id", id, "err", uerr)
+		s.markAttempted(ctx, tenant, id, reg, cutoff)
+		return
+	}
+	if lerr == nil {
+		res.Updated++
+		res.Alerts = append(res.Alerts, s.alerts(tenant, id, reg, dv)...)
+	}
+}
+
+// markAttempted records a failed attempt, which sorts the vehicle after
+// every vehicle still due: it is retried one period later, not first again.
+func (s *Service) markAttempted(ctx context.Context, tenant supabase.TenantID, id, reg, cutoff string) {
+	if _, err := s.save(tenant, id, reg, cutoff).UpdateOne(ctx, supabase.Row{"dvla_attempted_at": s.stamp()}); err != nil && !errors.Is(err, supabase.ErrNotFound) {
+		s.log.ErrorContext(ctx, "vehicle attempt not recorded; the next sweep tries it again", "tenant_id", tenant.String(), "vehicle_id", id, "err", err)
+	}
+}
+
+func (s *Service) save(tenant supabase.TenantID, id, reg, cutoff string) *supabase.Query {
+	return s.db.From(tenant, "vehicles").Select("id").Eq("id", id).Eq("registration", reg).Lt("dvla_swept_at", cutoff)
+}
+
+func (s *Service) stamp() string { return s.now().UTC().Format(time.RFC3339Nano) }
