@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"mime"
 	"net/http"
 	"strconv"
 	"strings"
@@ -23,7 +24,25 @@ type jsonBody struct {
 	issues ValidationError
 }
 
-var errMalformedJSON = newError(http.StatusBadRequest, "Malformed JSON body", nil)
+var (
+	errMalformedJSON = newError(http.StatusBadRequest, "Malformed JSON body", nil)
+	errNotJSON       = newError(http.StatusUnsupportedMediaType, "Content-Type must be application/json", nil)
+)
+
+// jsonMediaType accepts application/json and application/*+json, with any
+// parameters (charset). An absent Content-Type is read as JSON, as FastAPI
+// does, so that plain HTTP clients keep working; any other type is refused
+// rather than guessed at.
+func jsonMediaType(ct string) bool {
+	if strings.TrimSpace(ct) == "" {
+		return true
+	}
+	mt, _, err := mime.ParseMediaType(ct)
+	if err != nil {
+		return false
+	}
+	return mt == "application/json" || strings.HasPrefix(mt, "application/") && strings.HasSuffix(mt, "+json")
+}
 
 // readJSONBody reads the whole body (bounded by limitBody) into a jsonBody.
 func readJSONBody(c *echo.Context) (*jsonBody, error) {
@@ -53,6 +72,9 @@ func readBody(c *echo.Context, optional bool) (*jsonBody, error) {
 	if len(raw) == 0 {
 		b.issues.add([]string{"body"}, "Field required", "missing")
 		return nil, &b.issues
+	}
+	if !jsonMediaType(c.Request().Header.Get(echo.HeaderContentType)) {
+		return nil, errNotJSON
 	}
 	if !json.Valid(raw) {
 		return nil, errMalformedJSON

@@ -65,7 +65,9 @@ func New(cfg Config, deps Deps) (*echo.Echo, error) {
 	}
 	s.ready = &readiness{ping: deps.DB.Ping, now: s.now}
 
-	e := echo.New()
+	// HEAD is answered wherever GET is (same status and headers, no body):
+	// every GET of this API is a read, so running it for HEAD changes nothing.
+	e := echo.NewWithConfig(echo.Config{Router: echo.NewRouter(echo.RouterConfig{AutoHandleHEAD: true})})
 	e.Logger = deps.Logger
 	e.HTTPErrorHandler = handleError
 	e.IPExtractor = echo.ExtractIPDirect()

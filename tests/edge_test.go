@@ -218,3 +218,68 @@ func TestOpenAPIAndDocs(t *testing.T) {
 		t.Errorf("docs page: %s", rec.Body.String())
 	}
 }
+
+// TestHEADWhereGET: HEAD answers like GET, with its headers and no body,
+// including the guards (401 without a token).
+func TestHEADWhereGET(t *testing.T) {
+	e, up, _ := newApp(t, appOpts{})
+	up.on(http.MethodGet, "incidents", 200, `[]`, "*/0")
+	tests := []struct {
+		name, path, token string
+		want              int
+		wantHeader        string
+	}{
+		{"health", "/health", "", 200, "Content-Type"},
+		{"list", "/incidents", tokenFor(t, tenantA), 200, "X-Total-Count"},
+		{"unauthenticated", "/incidents", "", 401, "Www-Authenticate"},
+		{"unknown path", "/nope", "", 404, ""},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			rec := call(e, http.MethodHead, tc.path, tc.token, nil)
+			wantStatus(t, rec, tc.want)
+			if rec.Body.Len() != 0 {
+				t.Errorf("HEAD body = %q, want none", rec.Body.String())
+			}
+			if tc.wantHeader != "" && rec.Header().Get(tc.wantHeader) == "" {
+				t.Errorf("HEAD lacks %s: %v", tc.wantHeader, rec.Header())
+			}
+		})
+	}
+}
+
+// TestNonJSONBodyIs415: a body sent as anything but JSON is refused before it
+// is parsed; JSON with a charset, and an absent Content-Type, are read.
+func TestNonJSONBodyIs415(t *testing.T) {
+	e, up, _ := newApp(t, appOpts{})
+	up.on(http.MethodGet, "vehicles", 200, `[{"id":"`+vehicleID+`"}]`)
+	up.on(http.MethodPost, "incidents", 201, incidentRow)
+	body := `{"vehicle_id":"` + vehicleID + `","occurred_at":"2026-11-01T10:00:00Z","type":"damage","description":"x"}`
+	tests := []struct {
+		contentType string
+		want        int
+	}{
+		{"text/plain", 415},
+		{"application/x-www-form-urlencoded", 415},
+		{"multipart/form-data; boundary=x", 415},
+		{"not a media type", 415},
+		{"application/json; charset=utf-8", 201},
+		{"application/merge-patch+json", 201},
+		{"", 201},
+	}
+	for _, tc := range tests {
+		t.Run(tc.contentType, func(t *testing.T) {
+			req := httptest.NewRequest(http.MethodPost, "/incidents", strings.NewReader(body))
+			if tc.contentType != "" {
+				req.Header.Set("Content-Type", tc.contentType)
+			}
+			req.Header.Set("Authorization", "Bearer "+tokenFor(t, tenantA))
+			rec := httptest.NewRecorder()
+			e.ServeHTTP(rec, req)
+			wantStatus(t, rec, tc.want)
+			if tc.want == 415 {
+				wantJSON(t, rec, `{"detail":"Content-Type must be application/json"}`)
+			}
+		})
+	}
+}
