@@ -14,6 +14,8 @@ import (
 
 	"github.com/google/uuid"
 	"github.com/labstack/echo/v5"
+
+	"github.com/fleetpilot/gateway/gateway/api"
 )
 
 // jsonBody is a request body decoded as an object of raw fields, so that
@@ -207,6 +209,31 @@ func (b *jsonBody) enum(name string, required bool, allowed []string) (string, b
 }
 
 func (b *jsonBody) err() error { return b.issues.orNil() }
+
+// prop reads property name of the document's component schema as the
+// document says (required, nullable, enum, format, lengths): the rules are
+// never restated here.
+func (b *jsonBody) prop(r *api.Rules, schema, name string) (string, bool) {
+	s, required := r.Field(schema, name)
+	switch {
+	case len(s.Enum) > 0:
+		return b.enum(name, required, s.Strings())
+	case s.Format == "uuid":
+		return b.uuidField(name, required, s.Nullable)
+	case s.Format == "date-time":
+		return b.datetime(name, required)
+	case s.Type == "string":
+		minLen, maxLen := 0, 0
+		if s.MinLength != nil {
+			minLen = *s.MinLength
+		}
+		if s.MaxLength != nil {
+			maxLen = *s.MaxLength
+		}
+		return b.str(name, required, s.Nullable, minLen, maxLen)
+	}
+	panic("gateway: no request rule for " + schema + "." + name)
+}
 
 // parseUUID accepts only the canonical 36-character form, lower-casing it.
 func parseUUID(s string) (string, bool) {

@@ -40,20 +40,6 @@ var entityTables = map[string]struct{ table, name string }{
 	"violation": {"violations", "Violation"},
 }
 
-var entityTypes = []string{"vehicle", "customer", "booking", "incident", "violation"}
-
-// docTypes are the document types each entity type accepts.
-var docTypes = map[string][]string{
-	"vehicle":   {"v5c", "mot_certificate", "insurance", "photo", "damage_photo", "pcn", "other"},
-	"customer":  {"driving_licence", "proof_of_address", "passport", "hire_agreement", "other"},
-	"booking":   {"hire_agreement", "damage_photo", "checkout_photo", "return_photo", "pcn", "other"},
-	"incident":  {"damage_photo", "police_report", "insurance_claim", "repair_invoice", "other"},
-	"violation": {"pcn", "appeal", "correspondence", "payment_receipt", "other"},
-}
-
-// uploadContentTypes are the only types a document may have.
-var uploadContentTypes = []string{"application/pdf", "image/jpeg", "image/png", "image/webp", "image/heic"}
-
 const errDocumentNotFound = "Document not found"
 
 func (s *server) files() (FileStore, error) { return configured(s.store, "Document storage") }
@@ -69,19 +55,21 @@ func (s *server) CreateDocumentUpload(c *echo.Context) error {
 	if err != nil {
 		return err
 	}
-	entityType, okType := b.enum("entity_type", true, entityTypes)
-	entityID, _ := b.uuidField("entity_id", true, false)
+	const schema = "DocumentUploadRequest"
+	entityType, okType := b.prop(s.rules, schema, "entity_type")
+	entityID, _ := b.prop(s.rules, schema, "entity_id")
 	var docType string
 	if okType {
-		docType, _ = b.enum("doc_type", true, docTypes[entityType])
+		// The document types each entity type accepts are DocType's x-doc-types-by-entity.
+		docType, _ = b.enum("doc_type", true, s.rules.Schema("DocType").DocTypesByEntity[entityType])
 	} else if !b.has("doc_type") {
 		b.fail("doc_type", "Field required", "missing")
 	}
-	filename, okName := b.str("filename", true, false, 1, 255)
+	filename, okName := b.prop(s.rules, schema, "filename")
 	if okName && strings.IndexFunc(filename, func(r rune) bool { return r < 0x20 || r == 0x7f }) >= 0 {
 		b.fail("filename", "Filename must not contain control characters", "value_error")
 	}
-	contentType, _ := b.enum("content_type", true, uploadContentTypes)
+	contentType, _ := b.prop(s.rules, schema, "content_type")
 	size, okSize := b.integer("size_bytes", true)
 	if okSize && (size < 1 || size > s.cfg.GCS.MaxUploadBytes) {
 		b.fail("size_bytes", "Input should be between 1 and "+itoa(s.cfg.GCS.MaxUploadBytes), "value_error")
@@ -211,12 +199,12 @@ func sameMediaType(a, b string) bool {
 func (s *server) ListDocuments(c *echo.Context, p api.ListDocumentsParams) error {
 	ctx := c.Request().Context()
 	var v ValidationError
-	limit, offset := pageParams(&v, p.Limit, p.Offset)
+	limit, offset := s.pageParams(&v, p.Limit, p.Offset)
 	q := s.db.From(tenantFrom(ctx), tableDocuments).Select(documentColumns...).
 		Order("created_at", true).Limit(limit).Offset(offset).WithCount()
 	if p.EntityType != nil {
 		if !p.EntityType.Valid() {
-			v.add([]string{"query", "entity_type"}, "Input should be "+quoteList(entityTypes), "enum")
+			v.add([]string{"query", "entity_type"}, "Input should be "+quoteList(s.rules.Schema("EntityType").Strings()), "enum")
 		}
 		q.Eq("entity_type", string(*p.EntityType))
 	}
@@ -224,11 +212,14 @@ func (s *server) ListDocuments(c *echo.Context, p api.ListDocumentsParams) error
 		q.Eq("entity_id", p.EntityId.String())
 	}
 	if p.DocType != nil {
-		q.Eq("doc_type", *p.DocType)
+		if !p.DocType.Valid() {
+			v.add([]string{"query", "doc_type"}, "Input should be "+quoteList(s.rules.Schema("DocType").Strings()), "enum")
+		}
+		q.Eq("doc_type", string(*p.DocType))
 	}
 	if p.Status != nil {
 		if !p.Status.Valid() {
-			v.add([]string{"query", "status"}, "Input should be 'pending_upload' or 'uploaded'", "enum")
+			v.add([]string{"query", "status"}, "Input should be "+quoteList(s.rules.Schema("DocumentStatus").Strings()), "enum")
 		}
 		q.Eq("status", string(*p.Status))
 	}

@@ -46,7 +46,7 @@ func (s *server) CreateIdentityCheck(c *echo.Context, id string) error {
 		return err
 	}
 	if b != nil {
-		contact, _ = b.enum("contact", false, []string{"email", "sms", "none"})
+		contact, _ = b.prop(s.rules, "IdentityCheckRequest", "contact")
 		if err := b.err(); err != nil {
 			return err
 		}
@@ -70,7 +70,7 @@ func (s *server) ListIdentityChecks(c *echo.Context, id string, p api.ListIdenti
 		return err
 	}
 	var v ValidationError
-	limit, offset := pageParams(&v, p.Limit, p.Offset)
+	limit, offset := s.pageParams(&v, p.Limit, p.Offset)
 	if err := v.orNil(); err != nil {
 		return err
 	}

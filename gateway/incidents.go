@@ -22,30 +22,24 @@ var incidentColumns = []supabase.Column{
 	"severity", "status", "description", "location", "created_at", "updated_at",
 }
 
-var (
-	incidentTypes      = []string{"damage", "accident", "theft", "breakdown", "other"}
-	incidentSeverities = []string{"low", "medium", "high"}
-	incidentStatuses   = []string{"open", "investigating", "resolved", "closed"}
-)
-
 const errIncidentNotFound = "Incident not found"
 
 // ListIncidents answers GET /incidents.
 func (s *server) ListIncidents(c *echo.Context, p api.ListIncidentsParams) error {
 	ctx := c.Request().Context()
 	var v ValidationError
-	limit, offset := pageParams(&v, p.Limit, p.Offset)
+	limit, offset := s.pageParams(&v, p.Limit, p.Offset)
 	q := s.db.From(tenantFrom(ctx), tableIncidents).Select(incidentColumns...).
 		Order("created_at", true).Limit(limit).Offset(offset).WithCount()
 	if p.Status != nil {
 		if !p.Status.Valid() {
-			v.add([]string{"query", "status"}, "Input should be "+quoteList(incidentStatuses), "enum")
+			v.add([]string{"query", "status"}, "Input should be "+quoteList(s.rules.Schema("IncidentStatus").Strings()), "enum")
 		}
 		q.Eq("status", string(*p.Status))
 	}
 	if p.Type != nil {
 		if !p.Type.Valid() {
-			v.add([]string{"query", "type"}, "Input should be "+quoteList(incidentTypes), "enum")
+			v.add([]string{"query", "type"}, "Input should be "+quoteList(s.rules.Schema("IncidentType").Strings()), "enum")
 		}
 		q.Eq("type", string(*p.Type))
 	}
@@ -83,7 +77,7 @@ func (s *server) CreateIncident(c *echo.Context) error {
 	if err != nil {
 		return err
 	}
-	row := incidentRow(b, true)
+	row := incidentRow(b, s.rules, true)
 	if err := b.err(); err != nil {
 		return err
 	}
@@ -109,7 +103,7 @@ func (s *server) UpdateIncident(c *echo.Context, id string) error {
 	if err != nil {
 		return err
 	}
-	row := incidentRow(b, false)
+	row := incidentRow(b, s.rules, false)
 	if err := b.err(); err != nil {
 		return err
 	}
@@ -148,38 +142,28 @@ func (s *server) DeleteIncident(c *echo.Context, id string) error {
 }
 
 // incidentRow reads the writable fields of an incident, in the order issues
-// are reported. On create the required fields must be there; on update every
+// are reported, by the rules of IncidentCreate or IncidentUpdate in the
+// document: on create the required fields must be there; on update every
 // field is optional, status may change, and an explicit null clears a
 // nullable field. Nothing else from the body (tenant_id, id, timestamps) is read.
-func incidentRow(b *jsonBody, create bool) supabase.Row {
+func incidentRow(b *jsonBody, r *api.Rules, create bool) supabase.Row {
+	schema := "IncidentUpdate"
+	if create {
+		schema = "IncidentCreate"
+	}
 	row := supabase.Row{}
-	set := func(col supabase.Column, v string, ok bool) {
+	for _, f := range []supabase.Column{"vehicle_id", "booking_id", "customer_id", "occurred_at", "type",
+		"severity", "status", "description", "location"} {
+		if !r.Has(schema, string(f)) {
+			continue
+		}
+		v, ok := b.prop(r, schema, string(f))
 		if ok {
-			row[col] = v
-		} else if !create && b.isNull(string(col)) {
-			row[col] = nil // a null for a non-nullable field is already an issue: the row is not used
+			row[f] = v
+		} else if !create && b.isNull(string(f)) {
+			row[f] = nil // a null for a non-nullable field is already an issue: the row is not used
 		}
 	}
-	v, ok := b.uuidField("vehicle_id", create, false)
-	set("vehicle_id", v, ok)
-	for _, f := range []supabase.Column{"booking_id", "customer_id"} {
-		v, ok := b.uuidField(string(f), false, true)
-		set(f, v, ok)
-	}
-	v, ok = b.datetime("occurred_at", create)
-	set("occurred_at", v, ok)
-	v, ok = b.enum("type", create, incidentTypes)
-	set("type", v, ok)
-	v, ok = b.enum("severity", false, incidentSeverities)
-	set("severity", v, ok)
-	if !create {
-		v, ok = b.enum("status", false, incidentStatuses)
-		set("status", v, ok)
-	}
-	v, ok = b.str("description", create, false, 1, 5000)
-	set("description", v, ok)
-	v, ok = b.str("location", false, true, 0, 500)
-	set("location", v, ok)
 	return row
 }
 
@@ -241,24 +225,30 @@ func incidentWriteError(detail string, err error) error {
 	return upstream(detail, err)
 }
 
-// pageParams validates limit (1-200, default 50) and offset (>= 0).
-func pageParams(v *ValidationError, limitP, offsetP *int) (int, int) {
-	limit, offset := 50, 0
-	if limitP != nil {
-		limit = *limitP
-		if limit < 1 {
-			v.add([]string{"query", "limit"}, "Input should be greater than or equal to 1", "greater_than_equal")
-		} else if limit > 200 {
-			v.add([]string{"query", "limit"}, "Input should be less than or equal to 200", "less_than_equal")
-		}
-	}
-	if offsetP != nil {
-		offset = *offsetP
-		if offset < 0 {
-			v.add([]string{"query", "offset"}, "Input should be greater than or equal to 0", "greater_than_equal")
-		}
-	}
+// pageParams validates limit and offset by the document's Limit and Offset
+// parameters (range and default).
+func (s *server) pageParams(v *ValidationError, limitP, offsetP *int) (int, int) {
+	limit := s.intParam(v, "Limit", "limit", limitP)
+	offset := s.intParam(v, "Offset", "offset", offsetP)
 	return limit, offset
+}
+
+// intParam checks an integer query parameter against the range of the
+// document's component parameter, worded as pydantic does.
+func (s *server) intParam(v *ValidationError, component, name string, p *int) int {
+	sc := s.rules.Param(component)
+	if p == nil {
+		n, _ := sc.Default.(int)
+		return n
+	}
+	n := *p
+	switch {
+	case sc.Minimum != nil && int64(n) < *sc.Minimum:
+		v.add([]string{"query", name}, "Input should be greater than or equal to "+itoa(*sc.Minimum), "greater_than_equal")
+	case sc.Maximum != nil && int64(n) > *sc.Maximum:
+		v.add([]string{"query", name}, "Input should be less than or equal to "+itoa(*sc.Maximum), "less_than_equal")
+	}
+	return n
 }
 
 // streamPage copies PostgREST's list straight to the client, with the total

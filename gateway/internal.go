@@ -23,8 +23,8 @@ func (s *server) ProcessPCNJob(c *echo.Context) error {
 	if err != nil {
 		return err
 	}
-	jobID, _ := b.uuidField("job_id", true, false)
-	tenantID, _ := b.uuidField("tenant_id", true, false)
+	jobID, _ := b.prop(s.rules, "ProcessPCNRequest", "job_id")
+	tenantID, _ := b.prop(s.rules, "ProcessPCNRequest", "tenant_id")
 	if err := b.err(); err != nil {
 		return err
 	}

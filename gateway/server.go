@@ -40,6 +40,7 @@ type server struct {
 	db       *supabase.Client
 	log      *slog.Logger
 	spec     []byte
+	rules    *api.Rules
 	now      func() time.Time
 	store    FileStore
 	pcn      PCNService
@@ -59,7 +60,11 @@ func New(cfg Config, deps Deps) (*echo.Echo, error) {
 	if err != nil {
 		return nil, err
 	}
-	s := &server{cfg: cfg, db: deps.DB, log: deps.Logger, spec: spec, now: deps.Now, store: deps.Files, pcn: deps.PCN, vehicles: deps.Vehicles, identity: deps.Identity}
+	rules, err := api.LoadRules()
+	if err != nil {
+		return nil, err
+	}
+	s := &server{cfg: cfg, db: deps.DB, log: deps.Logger, spec: spec, rules: rules, now: deps.Now, store: deps.Files, pcn: deps.PCN, vehicles: deps.Vehicles, identity: deps.Identity}
 	if s.now == nil {
 		s.now = time.Now
 	}

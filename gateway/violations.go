@@ -36,7 +36,7 @@ func (s *server) ScanViolation(c *echo.Context) error {
 	if err != nil {
 		return err
 	}
-	docID, _ := b.uuidField("document_id", true, false)
+	docID, _ := b.prop(s.rules, "ScanRequest", "document_id")
 	if err := b.err(); err != nil {
 		return err
 	}

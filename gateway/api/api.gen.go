@@ -32,6 +32,102 @@ func (e DVLAAlertKind) Valid() bool {
 	}
 }
 
+// Defines values for DocType.
+const (
+	DocTypeAppeal         DocType = "appeal"
+	DocTypeCheckoutPhoto  DocType = "checkout_photo"
+	DocTypeCorrespondence DocType = "correspondence"
+	DocTypeDamagePhoto    DocType = "damage_photo"
+	DocTypeDrivingLicence DocType = "driving_licence"
+	DocTypeHireAgreement  DocType = "hire_agreement"
+	DocTypeInsurance      DocType = "insurance"
+	DocTypeInsuranceClaim DocType = "insurance_claim"
+	DocTypeMotCertificate DocType = "mot_certificate"
+	DocTypeOther          DocType = "other"
+	DocTypePassport       DocType = "passport"
+	DocTypePaymentReceipt DocType = "payment_receipt"
+	DocTypePcn            DocType = "pcn"
+	DocTypePhoto          DocType = "photo"
+	DocTypePoliceReport   DocType = "police_report"
+	DocTypeProofOfAddress DocType = "proof_of_address"
+	DocTypeRepairInvoice  DocType = "repair_invoice"
+	DocTypeReturnPhoto    DocType = "return_photo"
+	DocTypeV5c            DocType = "v5c"
+)
+
+// Valid indicates whether the value is a known member of the DocType enum.
+func (e DocType) Valid() bool {
+	switch e {
+	case DocTypeAppeal:
+		return true
+	case DocTypeCheckoutPhoto:
+		return true
+	case DocTypeCorrespondence:
+		return true
+	case DocTypeDamagePhoto:
+		return true
+	case DocTypeDrivingLicence:
+		return true
+	case DocTypeHireAgreement:
+		return true
+	case DocTypeInsurance:
+		return true
+	case DocTypeInsuranceClaim:
+		return true
+	case DocTypeMotCertificate:
+		return true
+	case DocTypeOther:
+		return true
+	case DocTypePassport:
+		return true
+	case DocTypePaymentReceipt:
+		return true
+	case DocTypePcn:
+		return true
+	case DocTypePhoto:
+		return true
+	case DocTypePoliceReport:
+		return true
+	case DocTypeProofOfAddress:
+		return true
+	case DocTypeRepairInvoice:
+		return true
+	case DocTypeReturnPhoto:
+		return true
+	case DocTypeV5c:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for DocumentContentType.
+const (
+	Applicationpdf DocumentContentType = "application/pdf"
+	Imageheic      DocumentContentType = "image/heic"
+	Imagejpeg      DocumentContentType = "image/jpeg"
+	Imagepng       DocumentContentType = "image/png"
+	Imagewebp      DocumentContentType = "image/webp"
+)
+
+// Valid indicates whether the value is a known member of the DocumentContentType enum.
+func (e DocumentContentType) Valid() bool {
+	switch e {
+	case Applicationpdf:
+		return true
+	case Imageheic:
+		return true
+	case Imagejpeg:
+		return true
+	case Imagepng:
+		return true
+	case Imagewebp:
+		return true
+	default:
+		return false
+	}
+}
+
 // Defines values for DocumentStatus.
 const (
 	PendingUpload DocumentStatus = "pending_upload"
@@ -59,33 +155,6 @@ const (
 func (e DocumentUploadUploadMethod) Valid() bool {
 	switch e {
 	case PUT:
-		return true
-	default:
-		return false
-	}
-}
-
-// Defines values for DocumentUploadRequestContentType.
-const (
-	Applicationpdf DocumentUploadRequestContentType = "application/pdf"
-	Imageheic      DocumentUploadRequestContentType = "image/heic"
-	Imagejpeg      DocumentUploadRequestContentType = "image/jpeg"
-	Imagepng       DocumentUploadRequestContentType = "image/png"
-	Imagewebp      DocumentUploadRequestContentType = "image/webp"
-)
-
-// Valid indicates whether the value is a known member of the DocumentUploadRequestContentType enum.
-func (e DocumentUploadRequestContentType) Valid() bool {
-	switch e {
-	case Applicationpdf:
-		return true
-	case Imageheic:
-		return true
-	case Imagejpeg:
-		return true
-	case Imagepng:
-		return true
-	case Imagewebp:
 		return true
 	default:
 		return false
@@ -223,25 +292,103 @@ func (e IncidentStatus) Valid() bool {
 
 // Defines values for IncidentType.
 const (
-	Accident  IncidentType = "accident"
-	Breakdown IncidentType = "breakdown"
-	Damage    IncidentType = "damage"
-	Other     IncidentType = "other"
-	Theft     IncidentType = "theft"
+	IncidentTypeAccident  IncidentType = "accident"
+	IncidentTypeBreakdown IncidentType = "breakdown"
+	IncidentTypeDamage    IncidentType = "damage"
+	IncidentTypeOther     IncidentType = "other"
+	IncidentTypeTheft     IncidentType = "theft"
 )
 
 // Valid indicates whether the value is a known member of the IncidentType enum.
 func (e IncidentType) Valid() bool {
 	switch e {
-	case Accident:
+	case IncidentTypeAccident:
 		return true
-	case Breakdown:
+	case IncidentTypeBreakdown:
 		return true
-	case Damage:
+	case IncidentTypeDamage:
 		return true
-	case Other:
+	case IncidentTypeOther:
 		return true
-	case Theft:
+	case IncidentTypeTheft:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for PCNJobReason.
+const (
+	DatabaseUnavailable         PCNJobReason = "database_unavailable"
+	DocumentNotUploaded         PCNJobReason = "document_not_uploaded"
+	DocumentTooLarge            PCNJobReason = "document_too_large"
+	DocumentUnavailable         PCNJobReason = "document_unavailable"
+	EnqueueFailed               PCNJobReason = "enqueue_failed"
+	ExtractionFailed            PCNJobReason = "extraction_failed"
+	ExtractionInvalid           PCNJobReason = "extraction_invalid"
+	ExtractionRejected          PCNJobReason = "extraction_rejected"
+	ExtractionUnavailable       PCNJobReason = "extraction_unavailable"
+	LessThannil                 PCNJobReason = "<nil>"
+	NotAPcn                     PCNJobReason = "not_a_pcn"
+	PcnNumberUnreadable         PCNJobReason = "pcn_number_unreadable"
+	ResetStuck                  PCNJobReason = "reset_stuck"
+	RetryingDatabaseUnavailable PCNJobReason = "retrying: database_unavailable"
+	RetryingExtractionFailed    PCNJobReason = "retrying: extraction_failed"
+	RetryingExtractionInvalid   PCNJobReason = "retrying: extraction_invalid"
+	RetryingStorageUnavailable  PCNJobReason = "retrying: storage_unavailable"
+	RetryingTransientFailure    PCNJobReason = "retrying: transient_failure"
+	StorageUnavailable          PCNJobReason = "storage_unavailable"
+	Stuck                       PCNJobReason = "stuck"
+	TransientFailure            PCNJobReason = "transient_failure"
+	ViolationRejected           PCNJobReason = "violation_rejected"
+)
+
+// Valid indicates whether the value is a known member of the PCNJobReason enum.
+func (e PCNJobReason) Valid() bool {
+	switch e {
+	case DatabaseUnavailable:
+		return true
+	case DocumentNotUploaded:
+		return true
+	case DocumentTooLarge:
+		return true
+	case DocumentUnavailable:
+		return true
+	case EnqueueFailed:
+		return true
+	case ExtractionFailed:
+		return true
+	case ExtractionInvalid:
+		return true
+	case ExtractionRejected:
+		return true
+	case ExtractionUnavailable:
+		return true
+	case LessThannil:
+		return true
+	case NotAPcn:
+		return true
+	case PcnNumberUnreadable:
+		return true
+	case ResetStuck:
+		return true
+	case RetryingDatabaseUnavailable:
+		return true
+	case RetryingExtractionFailed:
+		return true
+	case RetryingExtractionInvalid:
+		return true
+	case RetryingStorageUnavailable:
+		return true
+	case RetryingTransientFailure:
+		return true
+	case StorageUnavailable:
+		return true
+	case Stuck:
+		return true
+	case TransientFailure:
+		return true
+	case ViolationRejected:
 		return true
 	default:
 		return false
@@ -347,6 +494,14 @@ type CredasPollResult struct {
 	Skipped int `json:"skipped"`
 }
 
+// CredasWebhookPayload Credas' notification. Only `ProcessId` is read, as a hint: the result is re-read from
+// Credas before anything changes. Other fields are accepted and ignored.
+type CredasWebhookPayload struct {
+	// ProcessId The Credas process the notification is about.
+	ProcessId            *string                `json:"ProcessId,omitempty"`
+	AdditionalProperties map[string]interface{} `json:"-"`
+}
+
 // DVLAAlert defines model for DVLAAlert.
 type DVLAAlert struct {
 	Due          openapi_types.Date `json:"due"`
@@ -377,48 +532,53 @@ type DVLARefreshResult struct {
 	Updated int `json:"updated"`
 }
 
-// DVLAVehicle defines model for DVLAVehicle.
+// DVLAVehicle Every key is always sent; a value DVLA does not hold is null.
 type DVLAVehicle struct {
 	// Co2Emissions g/km
-	Co2Emissions        *int                `json:"co2_emissions,omitempty"`
-	Colour              *string             `json:"colour,omitempty"`
-	DateOfLastV5cIssued *openapi_types.Date `json:"date_of_last_v5c_issued,omitempty"`
+	Co2Emissions        *int                `json:"co2_emissions"`
+	Colour              *string             `json:"colour"`
+	DateOfLastV5cIssued *openapi_types.Date `json:"date_of_last_v5c_issued"`
 
 	// EngineCapacity cc
-	EngineCapacity  *int    `json:"engine_capacity,omitempty"`
-	EuroStatus      *string `json:"euro_status,omitempty"`
-	FuelType        *string `json:"fuel_type,omitempty"`
-	Make            *string `json:"make,omitempty"`
-	MarkedForExport *bool   `json:"marked_for_export,omitempty"`
+	EngineCapacity  *int    `json:"engine_capacity"`
+	EuroStatus      *string `json:"euro_status"`
+	FuelType        *string `json:"fuel_type"`
+	Make            *string `json:"make"`
+	MarkedForExport *bool   `json:"marked_for_export"`
 
 	// MonthOfFirstRegistration YYYY-MM
 	//
 	// Example: 2019-03
-	MonthOfFirstRegistration *string             `json:"month_of_first_registration,omitempty"`
-	MotExpiryDate            *openapi_types.Date `json:"mot_expiry_date,omitempty"`
+	MonthOfFirstRegistration *string             `json:"month_of_first_registration"`
+	MotExpiryDate            *openapi_types.Date `json:"mot_expiry_date"`
 
 	// MotStatus Example: Valid
-	MotStatus *string `json:"mot_status,omitempty"`
+	MotStatus *string `json:"mot_status"`
 
 	// Registration Example: AB12CDE
 	Registration  string              `json:"registration"`
-	RevenueWeight *int                `json:"revenue_weight,omitempty"`
-	TaxDueDate    *openapi_types.Date `json:"tax_due_date,omitempty"`
+	RevenueWeight *int                `json:"revenue_weight"`
+	TaxDueDate    *openapi_types.Date `json:"tax_due_date"`
 
 	// TaxStatus Example: Taxed
-	TaxStatus         *string `json:"tax_status,omitempty"`
-	TypeApproval      *string `json:"type_approval,omitempty"`
-	Wheelplan         *string `json:"wheelplan,omitempty"`
-	YearOfManufacture *int    `json:"year_of_manufacture,omitempty"`
+	TaxStatus         *string `json:"tax_status"`
+	TypeApproval      *string `json:"type_approval"`
+	Wheelplan         *string `json:"wheelplan"`
+	YearOfManufacture *int    `json:"year_of_manufacture"`
 }
+
+// DocType What the document is. Each entity type accepts some of them (`x-doc-types-by-entity`).
+type DocType string
 
 // Document defines model for Document.
 type Document struct {
-	ContentType string             `json:"content_type"`
-	CreatedAt   time.Time          `json:"created_at"`
-	DocType     string             `json:"doc_type"`
-	EntityId    openapi_types.UUID `json:"entity_id"`
-	EntityType  EntityType         `json:"entity_type"`
+	ContentType DocumentContentType `json:"content_type"`
+	CreatedAt   time.Time           `json:"created_at"`
+
+	// DocType What the document is. Each entity type accepts some of them (`x-doc-types-by-entity`).
+	DocType    DocType            `json:"doc_type"`
+	EntityId   openapi_types.UUID `json:"entity_id"`
+	EntityType EntityType         `json:"entity_type"`
 
 	// Filename The name the user gave.
 	Filename   string             `json:"filename"`
@@ -428,6 +588,9 @@ type Document struct {
 	UpdatedAt  time.Time          `json:"updated_at"`
 	UploadedAt *time.Time         `json:"uploaded_at"`
 }
+
+// DocumentContentType defines model for DocumentContentType.
+type DocumentContentType string
 
 // DocumentDownload defines model for DocumentDownload.
 type DocumentDownload struct {
@@ -456,14 +619,10 @@ type DocumentUploadUploadMethod string
 
 // DocumentUploadRequest defines model for DocumentUploadRequest.
 type DocumentUploadRequest struct {
-	ContentType DocumentUploadRequestContentType `json:"content_type"`
+	ContentType DocumentContentType `json:"content_type"`
 
-	// DocType Allowed per entity type. vehicle: v5c, mot_certificate, insurance, photo, damage_photo, pcn, other;
-	// customer: driving_licence, proof_of_address, passport, hire_agreement, other;
-	// booking: hire_agreement, damage_photo, checkout_photo, return_photo, pcn, other;
-	// incident: damage_photo, police_report, insurance_claim, repair_invoice, other;
-	// violation: pcn, appeal, correspondence, payment_receipt, other.
-	DocType    string             `json:"doc_type"`
+	// DocType What the document is. Each entity type accepts some of them (`x-doc-types-by-entity`).
+	DocType    DocType            `json:"doc_type"`
 	EntityId   openapi_types.UUID `json:"entity_id"`
 	EntityType EntityType         `json:"entity_type"`
 	Filename   string             `json:"filename"`
@@ -471,9 +630,6 @@ type DocumentUploadRequest struct {
 	// SizeBytes At most GCS_MAX_UPLOAD_BYTES (default 20 MiB).
 	SizeBytes int64 `json:"size_bytes"`
 }
-
-// DocumentUploadRequestContentType defines model for DocumentUploadRequest.ContentType.
-type DocumentUploadRequestContentType string
 
 // EntityType defines model for EntityType.
 type EntityType string
@@ -578,6 +734,26 @@ type IncidentUpdate struct {
 	VehicleId   *openapi_types.UUID `json:"vehicle_id,omitempty"`
 }
 
+// OpenAPIDocument An OpenAPI 3.0 document (this one).
+type OpenAPIDocument struct {
+	Components *map[string]interface{} `json:"components,omitempty"`
+	Info       OpenAPIDocument_Info    `json:"info"`
+
+	// Openapi Example: 3.0.3
+	Openapi  string                    `json:"openapi"`
+	Paths    map[string]interface{}    `json:"paths"`
+	Security *[]map[string]interface{} `json:"security,omitempty"`
+	Servers  *[]map[string]interface{} `json:"servers,omitempty"`
+	Tags     *[]map[string]interface{} `json:"tags,omitempty"`
+}
+
+// OpenAPIDocument_Info defines model for OpenAPIDocument.Info.
+type OpenAPIDocument_Info struct {
+	Title                string                 `json:"title"`
+	Version              string                 `json:"version"`
+	AdditionalProperties map[string]interface{} `json:"-"`
+}
+
 // PCNJob defines model for PCNJob.
 type PCNJob struct {
 	Attempts   int                `json:"attempts"`
@@ -586,15 +762,27 @@ type PCNJob struct {
 	FinishedAt *time.Time         `json:"finished_at"`
 	Id         openapi_types.UUID `json:"id"`
 
-	// Reason Why the job needs attention (enqueue_failed, extraction_unavailable, extraction_failed,
-	// extraction_invalid, extraction_rejected, not_a_pcn, pcn_number_unreadable,
-	// document_unavailable, document_not_uploaded, document_too_large, violation_rejected,
-	// stuck), or "retrying: ..." while queued again after a transient failure.
-	Reason      *string             `json:"reason"`
+	// Reason Why the job needs attention: enqueue_failed (it could not be queued; retry it),
+	// stuck (processing for too long), a document problem (document_unavailable,
+	// document_not_uploaded, document_too_large), an extraction outcome (extraction_unavailable,
+	// extraction_failed, extraction_invalid, extraction_rejected, not_a_pcn,
+	// pcn_number_unreadable), violation_rejected, or a transient failure that used up the
+	// attempts (database_unavailable, storage_unavailable, transient_failure). While queued
+	// again: `retrying: <transient reason>`, or reset_stuck. Null otherwise.
+	Reason      *PCNJobReason       `json:"reason"`
 	Status      PCNJobStatus        `json:"status"`
 	UpdatedAt   time.Time           `json:"updated_at"`
 	ViolationId *openapi_types.UUID `json:"violation_id"`
 }
+
+// PCNJobReason Why the job needs attention: enqueue_failed (it could not be queued; retry it),
+// stuck (processing for too long), a document problem (document_unavailable,
+// document_not_uploaded, document_too_large), an extraction outcome (extraction_unavailable,
+// extraction_failed, extraction_invalid, extraction_rejected, not_a_pcn,
+// pcn_number_unreadable), violation_rejected, or a transient failure that used up the
+// attempts (database_unavailable, storage_unavailable, transient_failure). While queued
+// again: `retrying: <transient reason>`, or reset_stuck. Null otherwise.
+type PCNJobReason string
 
 // PCNJobStatus defines model for PCNJobStatus.
 type PCNJobStatus string
@@ -760,7 +948,7 @@ type ListIdentityChecksParams struct {
 type ListDocumentsParams struct {
 	EntityType *EntityType         `form:"entity_type,omitempty" json:"entity_type,omitempty"`
 	EntityId   *openapi_types.UUID `form:"entity_id,omitempty" json:"entity_id,omitempty"`
-	DocType    *string             `form:"doc_type,omitempty" json:"doc_type,omitempty"`
+	DocType    *DocType            `form:"doc_type,omitempty" json:"doc_type,omitempty"`
 	Status     *DocumentStatus     `form:"status,omitempty" json:"status,omitempty"`
 	Limit      *Limit              `form:"limit,omitempty" json:"limit,omitempty"`
 	Offset     *Offset             `form:"offset,omitempty" json:"offset,omitempty"`
@@ -780,9 +968,6 @@ type LookupVehicleParams struct {
 	// Registration Any spacing or case; normalised to upper case without spaces.
 	Registration string `form:"registration" json:"registration"`
 }
-
-// CredasWebhookJSONBody defines parameters for CredasWebhook.
-type CredasWebhookJSONBody = map[string]interface{}
 
 // CredasWebhookParams defines parameters for CredasWebhook.
 type CredasWebhookParams struct {
@@ -816,7 +1001,154 @@ type RunDVLARefreshTaskJSONRequestBody = SweepTask
 type ScanViolationJSONRequestBody = ScanRequest
 
 // CredasWebhookJSONRequestBody defines body for CredasWebhook for application/json ContentType.
-type CredasWebhookJSONRequestBody = CredasWebhookJSONBody
+type CredasWebhookJSONRequestBody = CredasWebhookPayload
+
+// Getter for additional properties for CredasWebhookPayload. Returns the specified
+// element and whether it was found
+func (a CredasWebhookPayload) Get(fieldName string) (value interface{}, found bool) {
+	if a.AdditionalProperties != nil {
+		value, found = a.AdditionalProperties[fieldName]
+	}
+	return
+}
+
+// Setter for additional properties for CredasWebhookPayload
+func (a *CredasWebhookPayload) Set(fieldName string, value interface{}) {
+	if a.AdditionalProperties == nil {
+		a.AdditionalProperties = make(map[string]interface{})
+	}
+	a.AdditionalProperties[fieldName] = value
+}
+
+// Override default JSON handling for CredasWebhookPayload to handle AdditionalProperties
+func (a *CredasWebhookPayload) UnmarshalJSON(b []byte) error {
+	object := make(map[string]json.RawMessage)
+	err := json.Unmarshal(b, &object)
+	if err != nil {
+		return err
+	}
+
+	if raw, found := object["ProcessId"]; found {
+		err = json.Unmarshal(raw, &a.ProcessId)
+		if err != nil {
+			return fmt.Errorf("error reading 'ProcessId': %w", err)
+		}
+		delete(object, "ProcessId")
+	}
+
+	if len(object) != 0 {
+		a.AdditionalProperties = make(map[string]interface{})
+		for fieldName, fieldBuf := range object {
+			var fieldVal interface{}
+			err := json.Unmarshal(fieldBuf, &fieldVal)
+			if err != nil {
+				return fmt.Errorf("error unmarshaling field %s: %w", fieldName, err)
+			}
+			a.AdditionalProperties[fieldName] = fieldVal
+		}
+	}
+	return nil
+}
+
+// Override default JSON handling for CredasWebhookPayload to handle AdditionalProperties
+func (a CredasWebhookPayload) MarshalJSON() ([]byte, error) {
+	var err error
+	object := make(map[string]json.RawMessage)
+
+	if a.ProcessId != nil {
+		object["ProcessId"], err = json.Marshal(a.ProcessId)
+		if err != nil {
+			return nil, fmt.Errorf("error marshaling 'ProcessId': %w", err)
+		}
+	}
+
+	for fieldName, field := range a.AdditionalProperties {
+		object[fieldName], err = json.Marshal(field)
+		if err != nil {
+			return nil, fmt.Errorf("error marshaling '%s': %w", fieldName, err)
+		}
+	}
+	return json.Marshal(object)
+}
+
+// Getter for additional properties for OpenAPIDocument_Info. Returns the specified
+// element and whether it was found
+func (a OpenAPIDocument_Info) Get(fieldName string) (value interface{}, found bool) {
+	if a.AdditionalProperties != nil {
+		value, found = a.AdditionalProperties[fieldName]
+	}
+	return
+}
+
+// Setter for additional properties for OpenAPIDocument_Info
+func (a *OpenAPIDocument_Info) Set(fieldName string, value interface{}) {
+	if a.AdditionalProperties == nil {
+		a.AdditionalProperties = make(map[string]interface{})
+	}
+	a.AdditionalProperties[fieldName] = value
+}
+
+// Override default JSON handling for OpenAPIDocument_Info to handle AdditionalProperties
+func (a *OpenAPIDocument_Info) UnmarshalJSON(b []byte) error {
+	object := make(map[string]json.RawMessage)
+	err := json.Unmarshal(b, &object)
+	if err != nil {
+		return err
+	}
+
+	if raw, found := object["title"]; found {
+		err = json.Unmarshal(raw, &a.Title)
+		if err != nil {
+			return fmt.Errorf("error reading 'title': %w", err)
+		}
+		delete(object, "title")
+	}
+
+	if raw, found := object["version"]; found {
+		err = json.Unmarshal(raw, &a.Version)
+		if err != nil {
+			return fmt.Errorf("error reading 'version': %w", err)
+		}
+		delete(object, "version")
+	}
+
+	if len(object) != 0 {
+		a.AdditionalProperties = make(map[string]interface{})
+		for fieldName, fieldBuf := range object {
+			var fieldVal interface{}
+			err := json.Unmarshal(fieldBuf, &fieldVal)
+			if err != nil {
+				return fmt.Errorf("error unmarshaling field %s: %w", fieldName, err)
+			}
+			a.AdditionalProperties[fieldName] = fieldVal
+		}
+	}
+	return nil
+}
+
+// Override default JSON handling for OpenAPIDocument_Info to handle AdditionalProperties
+func (a OpenAPIDocument_Info) MarshalJSON() ([]byte, error) {
+	var err error
+	object := make(map[string]json.RawMessage)
+
+	object["title"], err = json.Marshal(a.Title)
+	if err != nil {
+		return nil, fmt.Errorf("error marshaling 'title': %w", err)
+	}
+
+	object["version"], err = json.Marshal(a.Version)
+	if err != nil {
+		return nil, fmt.Errorf("error marshaling 'version': %w", err)
+	}
+
+	for fieldName, field := range a.AdditionalProperties {
+		object[fieldName], err = json.Marshal(field)
+		if err != nil {
+			return nil, fmt.Errorf("error marshaling '%s': %w", fieldName, err)
+		}
+	}
+	return json.Marshal(object)
+}
 
 // AsHTTPValidationError returns the union data inside the ValidationOrRuleError as a HTTPValidationError
 func (t ValidationOrRuleError) AsHTTPValidationError() (HTTPValidationError, error) {

@@ -61,3 +61,42 @@ func TestOperations(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// TestRules: the rules the gateway validates with come from the document, and
+// the per-entity document types cover exactly DocType and EntityType.
+func TestRules(t *testing.T) {
+	r, err := LoadRules()
+	if err != nil {
+		t.Fatal(err)
+	}
+	desc, required := r.Field("IncidentCreate", "description")
+	if !required || desc.MinLength == nil || *desc.MinLength != 1 || desc.MaxLength == nil || *desc.MaxLength != 5000 {
+		t.Errorf("IncidentCreate.description = %+v, required %v", desc, required)
+	}
+	if sev, _ := r.Field("IncidentCreate", "severity"); len(sev.Strings()) == 0 {
+		t.Error("IncidentCreate.severity: $ref to the enum not resolved")
+	}
+	if lim := r.Param("Limit"); lim.Default != 50 || *lim.Minimum != 1 || *lim.Maximum != 200 {
+		t.Errorf("Limit = %+v", lim)
+	}
+	dt := r.Schema("DocType")
+	union := map[string]bool{}
+	for _, entity := range r.Schema("EntityType").Strings() {
+		types := dt.DocTypesByEntity[entity]
+		if len(types) == 0 {
+			t.Errorf("x-doc-types-by-entity has no %s", entity)
+		}
+		for _, ty := range types {
+			union[ty] = true
+		}
+	}
+	enum := dt.Strings()
+	if len(enum) != len(union) {
+		t.Errorf("DocType enum %v != union of x-doc-types-by-entity %v", enum, union)
+	}
+	for _, ty := range enum {
+		if !union[ty] {
+			t.Errorf("DocType %s is accepted by no entity type", ty)
+		}
+	}
+}
