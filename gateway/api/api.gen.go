@@ -340,6 +340,7 @@ const (
 	StorageUnavailable          PCNJobReason = "storage_unavailable"
 	Stuck                       PCNJobReason = "stuck"
 	TransientFailure            PCNJobReason = "transient_failure"
+	ViolationDeleted            PCNJobReason = "violation_deleted"
 	ViolationRejected           PCNJobReason = "violation_rejected"
 )
 
@@ -387,6 +388,8 @@ func (e PCNJobReason) Valid() bool {
 	case Stuck:
 		return true
 	case TransientFailure:
+		return true
+	case ViolationDeleted:
 		return true
 	case ViolationRejected:
 		return true
@@ -766,7 +769,8 @@ type PCNJob struct {
 	// stuck (processing for too long), a document problem (document_unavailable,
 	// document_not_uploaded, document_too_large), an extraction outcome (extraction_unavailable,
 	// extraction_failed, extraction_invalid, extraction_rejected, not_a_pcn,
-	// pcn_number_unreadable), violation_rejected, or a transient failure that used up the
+	// pcn_number_unreadable), violation_rejected, violation_deleted (the violation it recorded
+	// was deleted before the job finished), or a transient failure that used up the
 	// attempts (database_unavailable, storage_unavailable, transient_failure). While queued
 	// again: `retrying: <transient reason>`, or reset_stuck. Null otherwise.
 	Reason      *PCNJobReason       `json:"reason"`
@@ -779,7 +783,8 @@ type PCNJob struct {
 // stuck (processing for too long), a document problem (document_unavailable,
 // document_not_uploaded, document_too_large), an extraction outcome (extraction_unavailable,
 // extraction_failed, extraction_invalid, extraction_rejected, not_a_pcn,
-// pcn_number_unreadable), violation_rejected, or a transient failure that used up the
+// pcn_number_unreadable), violation_rejected, violation_deleted (the violation it recorded
+// was deleted before the job finished), or a transient failure that used up the
 // attempts (database_unavailable, storage_unavailable, transient_failure). While queued
 // again: `retrying: <transient reason>`, or reset_stuck. Null otherwise.
 type PCNJobReason string
