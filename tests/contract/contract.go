@@ -75,13 +75,17 @@ func New(spec []byte) (*Checker, error) {
 		return nil, fmt.Errorf("contract: router: %w", err)
 	}
 	c := &Checker{doc: doc, router: router}
-	for name, dst := range map[string]**openapi3.Response{"MethodNotAllowed": &c.notAllowed, "NotFound": &c.notFound} {
-		r := doc.Components.Responses[name]
-		if r == nil || r.Value == nil {
-			return nil, fmt.Errorf("contract: the document has no components.responses.%s", name)
-		}
-		*dst = r.Value
+	nf := doc.Components.Responses["NotFound"]
+	httpErr := doc.Components.Schemas["HTTPError"]
+	if nf == nil || nf.Value == nil || httpErr == nil {
+		return nil, fmt.Errorf("contract: the document has no components.responses.NotFound or schemas.HTTPError")
 	}
+	c.notFound = nf.Value
+	// A method a path does not have matches no operation; info.description
+	// says it answers 405 with Allow and an HTTPError.
+	c.notAllowed = openapi3.NewResponse().WithJSONSchemaRef(httpErr)
+	c.notAllowed.Headers = openapi3.Headers{"Allow": {Value: &openapi3.Header{Parameter: openapi3.Parameter{Required: true,
+		Schema: openapi3.NewStringSchema().NewRef()}}}}
 	return c, nil
 }
 
