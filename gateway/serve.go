@@ -25,17 +25,8 @@ func NewHTTPServer(cfg Config, h http.Handler) *http.Server {
 	}
 }
 
-// Serve listens until ctx ends, then stops accepting and lets in-flight
-// requests finish within grace (Cloud Run allows 10 s after SIGTERM).
-func Serve(ctx context.Context, srv *http.Server, log *slog.Logger, grace time.Duration) error {
-	ln, err := net.Listen("tcp", srv.Addr)
-	if err != nil {
-		return err
-	}
-	return ServeListener(ctx, srv, ln, log, grace)
-}
-
-// ServeListener is Serve on an existing listener (tests use port 0).
+// ServeListener serves on ln until ctx ends, then stops accepting and lets
+// in-flight requests finish within grace (Cloud Run allows 10 s after SIGTERM).
 //
 // Shutdown drains for most of grace. Requests still running then are cut:
 // their contexts are cancelled (so that work in progress, such as a PCN job,

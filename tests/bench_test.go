@@ -6,9 +6,9 @@ import (
 	"net/http/httptest"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/fleetpilot/gateway/gateway"
+	"github.com/fleetpilot/gateway/gateway/wire"
 	"github.com/fleetpilot/gateway/supabase"
 )
 
@@ -37,16 +37,16 @@ func BenchmarkListIncidents(b *testing.B) {
 			cfg := testConfig()
 			cfg.Supabase.URL = up.URL
 			log := gateway.NewLogger(discard{}, "info")
-			hc := supabase.NewHTTPClient(0)
-			db := supabase.New(supabase.Config{URL: up.URL, ServiceKey: serviceKey, Timeout: 5 * time.Second}, hc)
-			v, err := supabase.NewVerifier(b.Context(), supabase.VerifierConfig{JWTSecret: jwtSecret, Issuer: supabaseURL + "/auth/v1"}, hc, log)
+			v, err := supabase.NewVerifier(b.Context(), supabase.VerifierConfig{JWTSecret: jwtSecret, Issuer: supabaseURL + "/auth/v1"}, nil, log)
 			if err != nil {
 				b.Fatal(err)
 			}
-			e, err := gateway.New(cfg, gateway.Deps{Logger: log, DB: db, Verifier: v})
+			app, err := wire.Build(b.Context(), cfg, log, wire.Options{Verifier: v, Queue: &recordingQueue{}})
 			if err != nil {
 				b.Fatal(err)
 			}
+			defer app.Close()
+			e := app.Handler
 			tok := tokenFor(b, tenantA)
 			b.ReportAllocs()
 			b.ResetTimer()

@@ -1,5 +1,5 @@
-// Package tests holds black-box tests of the gateway: the real Echo app from
-// gateway.New, with PostgREST and the JWKS endpoint mocked at the HTTP
+// Package tests holds black-box tests of the gateway: the real app from
+// wire.Build (the production wiring), with PostgREST and the JWKS endpoint mocked at the HTTP
 // transport (httpmock), asserting the exact requests the gateway sends.
 package tests
 
@@ -24,9 +24,8 @@ import (
 	"github.com/fleetpilot/gateway/gateway/clients/credas"
 	"github.com/fleetpilot/gateway/gateway/clients/dvla"
 	"github.com/fleetpilot/gateway/gateway/clients/gcs"
-	"github.com/fleetpilot/gateway/gateway/domain/fleet"
-	"github.com/fleetpilot/gateway/gateway/domain/identity"
 	"github.com/fleetpilot/gateway/gateway/domain/pcn"
+	"github.com/fleetpilot/gateway/gateway/wire"
 	"github.com/fleetpilot/gateway/supabase"
 	"github.com/fleetpilot/gateway/tests/contract"
 )
@@ -194,80 +193,54 @@ func testConfig() gateway.Config {
 // checker holds every answer of this suite to the OpenAPI document.
 var checker = sync.OnceValues(contract.Load)
 
-// newApp builds the real gateway over a mock upstream. Logs go to logs. Every
-// answer it gives is checked against the OpenAPI document: a status, header or
-// field the document does not declare fails the test.
+// newApp builds the real gateway with wire.Build, as production does, over
+// a mock upstream: every outbound call goes through its transport. Logs go to
+// logs. Every answer it gives is checked against the OpenAPI document: a
+// status, header or field the document does not declare fails the test.
 func newApp(t *testing.T, o appOpts) (http.Handler, *upstream, *bytes.Buffer) {
 	t.Helper()
 	u := newUpstream(t)
 	cfg := testConfig()
+	cfg.Supabase.RetryWait = time.Millisecond
 	if o.serviceKey != "" {
 		cfg.Supabase.ServiceKey = o.serviceKey
+	}
+	hc := &http.Client{Transport: u.mt}
+	if o.sweeps == nil {
+		o.sweeps = &recordingDispatcher{}
+	}
+	opts := wire.Options{HTTPClient: hc, Verifier: o.verifier, Queue: &recordingQueue{}, Sweeps: o.sweeps, Now: o.now}
+	if o.files {
+		opts.Files = testStore(t, hc)
+	}
+	if o.pcn != nil {
+		opts.Files = testStore(t, hc)
+		if !o.pcn.noClaude {
+			cfg.Claude = claude.Config{APIKey: "sk-test", Model: "claude-sonnet-5-5", BaseURL: anthropicURL, Timeout: 5 * time.Second}
+		}
+		if o.pcn.queue != nil {
+			opts.Queue = o.pcn.queue
+		}
+		cfg.PCN.MaxAttempts = o.pcn.maxAttempts
+	}
+	if o.dvla {
+		cfg.DVLA = dvla.Config{APIKey: "dvla-key", BaseURL: dvlaURL, Timeout: time.Second, Backoff: time.Millisecond, CacheTTL: time.Hour, NotFoundTTL: time.Minute}
+		cfg.Fleet.Rate = 1000
+	}
+	if o.credas {
+		cfg.Credas = credas.Config{BaseURL: credasURL, APIKey: "credas-key", JourneyID: "journey-1", ActorID: 7, Timeout: 300 * time.Millisecond}
+		cfg.Identity.WebhookBaseURL = "https://gw.example"
 	}
 	if o.mutate != nil {
 		o.mutate(&cfg)
 	}
-	hc := &http.Client{Transport: u.mt}
 	logs := &syncBuffer{}
-	log := gateway.NewLogger(logs, "debug")
-	sc := cfg.Supabase
-	sc.RetryWait = time.Millisecond
-	db := supabase.New(sc, hc)
-	v := o.verifier
-	if v == nil {
-		var err error
-		v, err = supabase.NewVerifier(t.Context(), supabase.VerifierConfig{
-			JWTSecret: jwtSecret, JWKSURL: cfg.JWKSURL(), Issuer: cfg.JWTIssuer(),
-		}, hc, log)
-		if err != nil {
-			t.Fatal(err)
-		}
-	}
-	deps := gateway.Deps{Logger: log, DB: db, Verifier: v, Now: o.now}
-	if o.sweeps == nil {
-		o.sweeps = &recordingDispatcher{}
-	}
-	if o.files {
-		deps.Files = testStore(t, hc)
-	}
-	if o.pcn != nil {
-		var x pcn.Extractor
-		if !o.pcn.noClaude {
-			c, err := claude.New(claude.Config{APIKey: "sk-test", Model: "claude-sonnet-5-5", BaseURL: anthropicURL, Timeout: 5 * time.Second}, hc)
-			if err != nil {
-				t.Fatal(err)
-			}
-			x = c
-		}
-		q := o.pcn.queue
-		if q == nil {
-			q = &recordingQueue{}
-		}
-		deps.PCN = pcn.New(pcn.Config{MaxAttempts: o.pcn.maxAttempts}, db, testStore(t, hc), x, q, log)
-	}
-	if o.dvla {
-		dc, err := dvla.New(dvla.Config{APIKey: "dvla-key", BaseURL: dvlaURL, Timeout: time.Second, Backoff: time.Millisecond}, hc)
-		if err != nil {
-			t.Fatal(err)
-		}
-		cache := dvla.NewCache(dc, time.Hour, time.Minute, 100)
-		deps.Vehicles = struct {
-			*dvla.Cache
-			*fleet.Service
-		}{cache, fleet.New(fleet.Config{Rate: 1000}, db, cache, o.sweeps, log)}
-	}
-	if o.credas {
-		cc, err := credas.New(credas.Config{BaseURL: credasURL, APIKey: "credas-key", JourneyID: "journey-1", ActorID: 7, Timeout: 300 * time.Millisecond}, hc)
-		if err != nil {
-			t.Fatal(err)
-		}
-		deps.Identity = identity.New(identity.Config{WebhookBaseURL: "https://gw.example"}, db, cc, o.sweeps, log)
-	}
-	e, err := gateway.New(cfg, deps)
+	app, err := wire.Build(t.Context(), cfg, gateway.NewLogger(logs, "debug"), opts)
 	if err != nil {
 		t.Fatal(err)
 	}
-	return checked(t, e), u, &logs.Buffer
+	t.Cleanup(app.Close)
+	return checked(t, app.Handler), u, &logs.Buffer
 }
 
 // checked wraps h so that its answers are checked against the document.

@@ -17,6 +17,7 @@ import (
 func TestTenantRateLimit(t *testing.T) {
 	e, up, _ := newApp(t, appOpts{mutate: func(c *gateway.Config) { c.RateLimitTenantPerSecond, c.RateLimitTenantBurst = 1, 3 }})
 	up.on(http.MethodGet, "incidents", 200, `[]`, "*/0")
+	up.on(http.MethodGet, "pcn_jobs", 200, `[]`) // reset-stuck finds nothing stuck
 	tokA, tokB := tokenFor(t, tenantA), tokenFor(t, tenantB)
 	for range 3 {
 		wantStatus(t, call(e, http.MethodGet, "/incidents", tokA, nil), 200)

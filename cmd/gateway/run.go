@@ -12,8 +12,8 @@ import (
 
 	"github.com/joho/godotenv"
 
-	"github.com/fleetpilot/gateway/cmd/internal/wire"
 	"github.com/fleetpilot/gateway/gateway"
+	"github.com/fleetpilot/gateway/gateway/wire"
 )
 
 // run loads the configuration (.env first, when present, for local work),

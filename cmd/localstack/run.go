@@ -12,9 +12,9 @@ import (
 	"strings"
 	"time"
 
-	"github.com/fleetpilot/gateway/cmd/internal/wire"
 	"github.com/fleetpilot/gateway/gateway"
 	"github.com/fleetpilot/gateway/gateway/clients/gcs"
+	"github.com/fleetpilot/gateway/gateway/wire"
 	"github.com/fleetpilot/gateway/migrations"
 	"github.com/fleetpilot/gateway/supabase/localstack"
 )

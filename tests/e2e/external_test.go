@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -15,52 +14,21 @@ import (
 	"time"
 
 	"github.com/fleetpilot/gateway/gateway"
-	"github.com/fleetpilot/gateway/gateway/clients/credas"
-	"github.com/fleetpilot/gateway/gateway/clients/dvla"
-	fleetsvc "github.com/fleetpilot/gateway/gateway/domain/fleet"
-	"github.com/fleetpilot/gateway/gateway/domain/identity"
-	"github.com/fleetpilot/gateway/supabase"
+	"github.com/fleetpilot/gateway/gateway/wire"
 )
 
 // externalGateway is the gateway against the stack with DVLA and Credas at
 // the given httptest servers.
 func externalGateway(t *testing.T, dvlaURL, credasURL string) *httptest.Server {
 	t.Helper()
-	cfg, err := gateway.LoadConfig(map[string]string{
-		"APP_ENV": "development", "SUPABASE_URL": stack.APIURL, "SUPABASE_SERVICE_KEY": secretKey(),
-		"INTERNAL_SECRET": "e2e-internal-secret-0123456789abcdef",
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	log := slog.New(slog.NewJSONHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelWarn}))
-	hc := supabase.NewHTTPClient(0)
-	db := supabase.New(supabase.Config{URL: cfg.Supabase.URL, ServiceKey: cfg.Supabase.ServiceKey}, hc)
-	v, err := supabase.NewVerifier(t.Context(), supabase.VerifierConfig{JWKSURL: cfg.JWKSURL(), Issuer: cfg.JWTIssuer()}, hc, log)
-	if err != nil {
-		t.Fatal(err)
-	}
-	dc, err := dvla.New(dvla.Config{APIKey: "k", BaseURL: dvlaURL}, http.DefaultClient)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cache := dvla.NewCache(dc, time.Hour, time.Minute, 100)
-	cc, err := credas.New(credas.Config{BaseURL: credasURL, APIKey: "k", JourneyID: "j", ActorID: 1}, http.DefaultClient)
-	if err != nil {
-		t.Fatal(err)
-	}
-	e, err := gateway.New(cfg, gateway.Deps{Logger: log, DB: db, Verifier: v,
-		Vehicles: struct {
-			*dvla.Cache
-			*fleetsvc.Service
-		}{cache, fleetsvc.New(fleetsvc.Config{Rate: 100}, db, cache, nil, log)},
-		Identity: identity.New(identity.Config{WebhookBaseURL: "https://gw.example"}, db, cc, nil, log),
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv := httptest.NewServer(checked(t, e))
-	t.Cleanup(srv.Close)
+	srv, _ := startGateway(t, stack, map[string]string{
+		"DVLA_VES_API_KEY": "k", "DVLA_VES_BASE_URL": dvlaURL,
+		"CREDAS_API_KEY": "k", "CREDAS_BASE_URL": credasURL, "CREDAS_JOURNEY_ID": "j", "CREDAS_ACTOR_ID": "1",
+		"CREDAS_WEBHOOK_BASE_URL": "https://gw.example",
+	}, func(c *gateway.Config) {
+		c.Fleet.Rate = 100 // above what DVLA_VES_RATE allows: the test's DVLA has no limit
+		c.DVLA.CacheTTL, c.DVLA.NotFoundTTL = time.Hour, time.Minute
+	}, wire.Options{Queue: nopQueue{}})
 	return srv
 }
 

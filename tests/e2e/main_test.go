@@ -12,6 +12,7 @@ import (
 	"flag"
 	"fmt"
 	"log/slog"
+	"maps"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -24,12 +25,11 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/fleetpilot/gateway/gateway"
-	"github.com/fleetpilot/gateway/gateway/clients/claude"
 	"github.com/fleetpilot/gateway/gateway/clients/gcs"
 	"github.com/fleetpilot/gateway/gateway/clients/tasks"
 	"github.com/fleetpilot/gateway/gateway/domain/pcn"
+	"github.com/fleetpilot/gateway/gateway/wire"
 	"github.com/fleetpilot/gateway/migrations"
-	"github.com/fleetpilot/gateway/supabase"
 	"github.com/fleetpilot/gateway/supabase/localstack"
 	"github.com/fleetpilot/gateway/tests/contract"
 )
@@ -111,24 +111,6 @@ func gatewayWith(t *testing.T, serviceKey string, o gwOpts) (*httptest.Server, *
 	if o.stack != nil {
 		st = o.stack
 	}
-	env := map[string]string{
-		"APP_ENV": "development", "SUPABASE_URL": st.APIURL, "SUPABASE_SERVICE_KEY": serviceKey,
-		"INTERNAL_SECRET": "e2e-internal-secret-0123456789abcdef",
-	}
-	for k, v := range o.env {
-		env[k] = v
-	}
-	cfg, err := gateway.LoadConfig(env)
-	if err != nil {
-		t.Fatal(err)
-	}
-	log := slog.New(slog.NewJSONHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelWarn}))
-	hc := supabase.NewHTTPClient(0)
-	client := supabase.New(cfg.Supabase, hc)
-	v, err := supabase.NewVerifier(t.Context(), supabase.VerifierConfig{JWKSURL: cfg.JWKSURL(), Issuer: cfg.JWTIssuer()}, hc, log)
-	if err != nil {
-		t.Fatal(err)
-	}
 	gcsClient, err := st.Storage.Client(t.Context())
 	if err != nil {
 		t.Fatal(err)
@@ -138,29 +120,45 @@ func gatewayWith(t *testing.T, serviceKey string, o gwOpts) (*httptest.Server, *
 	if err != nil {
 		t.Fatal(err)
 	}
-	deps := gateway.Deps{Logger: log, DB: client, Verifier: v, Files: files}
-	var svc *pcn.Service
-	if o.claudeURL != "" {
-		x, err := claude.New(claude.Config{APIKey: "sk-test", Model: "claude-sonnet-5-5", BaseURL: o.claudeURL}, http.DefaultClient)
-		if err != nil {
-			t.Fatal(err)
-		}
-		var q pcn.Queue = nopQueue{}
-		if o.local {
-			local := tasks.NewLocal(2, 100, func(ctx context.Context, j tasks.Job) error { return svc.RunTask(ctx, j) }, log)
-			t.Cleanup(func() { _ = local.Close(context.Background()) })
-			q = local
-		}
-		svc = pcn.New(pcn.Config{MaxAttempts: 3}, client, files, x, q, log)
-		deps.PCN = svc
+	env := map[string]string{"SUPABASE_SERVICE_KEY": serviceKey}
+	maps.Copy(env, o.env)
+	opts := wire.Options{Files: files}
+	if !o.local {
+		opts.Queue = nopQueue{}
 	}
-	e, err := gateway.New(cfg, deps)
+	if o.claudeURL != "" {
+		env["ANTHROPIC_API_KEY"], env["ANTHROPIC_BASE_URL"], env["ANTHROPIC_MAX_RETRIES"] = "sk-test", o.claudeURL, "0"
+	}
+	srv, app := startGateway(t, st, env, nil, opts)
+	return srv, app.PCN
+}
+
+// startGateway is the production wiring (wire.Build) against st, from the
+// environment env adds to the stack's, then adjusted by mutate, served over
+// real HTTP.
+func startGateway(t *testing.T, st *localstack.Stack, env map[string]string, mutate func(*gateway.Config), o wire.Options) (*httptest.Server, *wire.App) {
+	t.Helper()
+	base := map[string]string{
+		"APP_ENV": "development", "SUPABASE_URL": st.APIURL, "SUPABASE_SERVICE_KEY": secretKey(),
+		"INTERNAL_SECRET": "e2e-internal-secret-0123456789abcdef",
+	}
+	maps.Copy(base, env)
+	cfg, err := gateway.LoadConfig(base)
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv := httptest.NewServer(checked(t, e))
+	if mutate != nil {
+		mutate(&cfg)
+	}
+	log := slog.New(slog.NewJSONHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	app, err := wire.Build(t.Context(), cfg, log, o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(checked(t, app.Handler))
 	t.Cleanup(srv.Close)
-	return srv, svc
+	t.Cleanup(app.Close)
+	return srv, app
 }
 
 // checker holds every answer of the end-to-end suite to the OpenAPI document.

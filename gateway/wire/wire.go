@@ -1,6 +1,6 @@
 // Package wire builds the gateway's clients from its configuration and runs
-// it until shutdown. Both programs in cmd/ use it, so that the local stack
-// runs exactly the production wiring.
+// it until shutdown. Both programs in cmd/ and the tests use it, so that the
+// local stack and the tests run exactly the production wiring.
 package wire
 
 import (
@@ -30,15 +30,31 @@ import (
 // ShutdownGrace is what Cloud Run allows between SIGTERM and SIGKILL.
 const ShutdownGrace = 10 * time.Second
 
-// Options override what the configuration would build (the local stack
-// passes its GCS emulator store).
+// Options replace what the configuration would build: the local stack passes
+// its GCS emulator store; tests pass an HTTP client over a mock transport, a
+// clock and fakes. The zero value builds everything from the configuration.
 type Options struct {
+	// Files is the document store (nil: built from cfg.GCS when it can sign).
 	Files *gcs.Store
+	// HTTPClient carries every outbound call (PostgREST, JWKS, Claude, DVLA,
+	// Credas); nil gives PostgREST a pool capped at SUPABASE_MAX_CONNS and
+	// each vendor its own client.
+	HTTPClient *http.Client
+	// Verifier replaces the Supabase token verifier.
+	Verifier gateway.TokenVerifier
+	// Queue replaces Cloud Tasks and the in-process workers for PCN jobs.
+	Queue pcn.Queue
+	// Sweeps replaces Cloud Tasks and the in-process pacer for sweep tasks.
+	Sweeps tasks.Dispatcher
+	// Now is the gateway's clock (nil: time.Now).
+	Now func() time.Time
 }
 
 // App is a wired gateway.
 type App struct {
 	Handler http.Handler
+	// PCN is the scanning pipeline, for callers that drive jobs directly.
+	PCN     *pcn.Service
 	cfg     gateway.Config
 	log     *slog.Logger
 	local   *tasks.Local
@@ -54,13 +70,24 @@ func Build(ctx context.Context, cfg gateway.Config, log *slog.Logger, o Options)
 			a.Close()
 		}
 	}()
-	hc := supabase.NewHTTPClient(cfg.Supabase.MaxConns)
-	db := supabase.New(cfg.Supabase, hc)
-	verifier, err := supabase.NewVerifier(ctx, cfg.Supabase.Verifier(), hc, log)
-	if err != nil {
-		return nil, err
+	hc, vendor := o.HTTPClient, o.HTTPClient
+	if hc == nil {
+		hc = supabase.NewHTTPClient(cfg.Supabase.MaxConns)
 	}
-	deps := gateway.Deps{Logger: log, DB: db, Verifier: verifier}
+	db := supabase.New(cfg.Supabase, hc)
+	verifier := o.Verifier
+	if verifier == nil {
+		if verifier, err = supabase.NewVerifier(ctx, cfg.Supabase.Verifier(), hc, log); err != nil {
+			return nil, err
+		}
+	}
+	deps := gateway.Deps{Logger: log, DB: db, Verifier: verifier, Now: o.Now}
+	vendorClient := func() *http.Client {
+		if vendor != nil {
+			return vendor
+		}
+		return supabase.NewHTTPClient(0)
+	}
 
 	files := o.Files
 	if files == nil && cfg.GCS.Enabled() {
@@ -82,7 +109,7 @@ func Build(ctx context.Context, cfg gateway.Config, log *slog.Logger, o Options)
 
 	var extractor pcn.Extractor
 	if cfg.Claude.APIKey != "" {
-		if extractor, err = claude.New(cfg.Claude, supabase.NewHTTPClient(0)); err != nil {
+		if extractor, err = claude.New(cfg.Claude, vendorClient()); err != nil {
 			return nil, err
 		}
 	} else {
@@ -91,10 +118,10 @@ func Build(ctx context.Context, cfg gateway.Config, log *slog.Logger, o Options)
 
 	// Sweep tasks: on Cloud Tasks queues in production, in-process (paced by
 	// the services' own rate limiters) without a Google Cloud project.
-	var sweeps tasks.Dispatcher
+	sweeps := o.Sweeps
 	var fleetSvc *fleet.Service
 	var identitySvc *identity.Service
-	if cfg.Tasks.ProjectID == "" {
+	if sweeps == nil && cfg.Tasks.ProjectID == "" {
 		a.sweeps = tasks.NewPaced(2, 100_000, func(ctx context.Context, t tasks.Task) error {
 			return runSweepTask(ctx, fleetSvc, identitySvc, t)
 		}, log)
@@ -104,7 +131,10 @@ func Build(ctx context.Context, cfg gateway.Config, log *slog.Logger, o Options)
 	pcnCfg := cfg.PCN
 	pcnCfg.MaxDocBytes = cfg.GCS.MaxUploadBytes // a scan reads no more than an upload may hold
 	var svc *pcn.Service
-	if cfg.Tasks.ProjectID != "" {
+	switch {
+	case o.Queue != nil:
+		svc = pcn.New(pcnCfg, db, reader, extractor, o.Queue, log)
+	case cfg.Tasks.ProjectID != "":
 		tc, err := cloudtasks.NewClient(ctx)
 		if err != nil {
 			return nil, fmt.Errorf("cloud tasks client: %w", err)
@@ -115,16 +145,18 @@ func Build(ctx context.Context, cfg gateway.Config, log *slog.Logger, o Options)
 			return nil, err
 		}
 		svc = pcn.New(pcnCfg, db, reader, extractor, queue, log)
-		sweeps = queue
-	} else {
+		if sweeps == nil {
+			sweeps = queue
+		}
+	default:
 		log.Warn("GCP_PROJECT_ID is not set: PCN jobs run in-process", "workers", cfg.Tasks.LocalWorkers)
 		a.local = tasks.NewLocal(cfg.Tasks.LocalWorkers, 1000, func(ctx context.Context, j tasks.Job) error { return svc.RunTask(ctx, j) }, log)
 		svc = pcn.New(pcnCfg, db, reader, extractor, a.local, log)
 	}
-	deps.PCN = svc
+	deps.PCN, a.PCN = svc, svc
 
 	if cfg.DVLA.APIKey != "" {
-		dc, err := dvla.New(cfg.DVLA, supabase.NewHTTPClient(0))
+		dc, err := dvla.New(cfg.DVLA, vendorClient())
 		if err != nil {
 			return nil, err
 		}
@@ -136,7 +168,7 @@ func Build(ctx context.Context, cfg gateway.Config, log *slog.Logger, o Options)
 	}
 
 	if cfg.Credas.APIKey != "" {
-		cc, err := credas.New(cfg.Credas, supabase.NewHTTPClient(0))
+		cc, err := credas.New(cfg.Credas, vendorClient())
 		if err != nil {
 			return nil, err
 		}
@@ -224,8 +256,16 @@ func runSweepTask(ctx context.Context, f *fleet.Service, id *identity.Service, t
 	return nil
 }
 
-// Close releases the clients.
+// Close releases the clients (and stops in-process workers if Serve did not).
 func (a *App) Close() {
+	ctx, cancel := context.WithTimeout(context.Background(), ShutdownGrace)
+	defer cancel()
+	if a.local != nil {
+		_ = a.local.Close(ctx)
+	}
+	if a.sweeps != nil {
+		_ = a.sweeps.Close(ctx)
+	}
 	for _, c := range a.closers {
 		_ = c()
 	}
