@@ -9,7 +9,7 @@ POSTGREST_SHA256  := 0af68afe747ce09964f29e7c872e77b038aec483a8f3923c20850e85044
 POSTGREST         := .local/tools/postgrest-12.0.2/postgrest
 export POSTGREST_BIN := $(abspath $(POSTGREST))
 
-.PHONY: run test test-short generate bench loadtest fuzz reset lint tools postgres postgrest chromium lint-openapi typescript
+.PHONY: help run test test-short generate bench loadtest fuzz reset lint tools postgres postgrest chromium lint-openapi typescript
 
 ## run: the gateway; with no .env, the whole local stack (PostgreSQL, PostgREST, GCS emulator) around it
 run: tools
@@ -58,6 +58,7 @@ fuzz:
 reset:
 	rm -rf .local/data
 
+## lint: go vet, gofmt and the OpenAPI linter
 lint: lint-openapi
 	$(GO) vet ./...
 	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { gofmt -l $$(git ls-files '*.go'); exit 1; }
@@ -99,3 +100,7 @@ lint-openapi: $(NPM_TOOLS)/node_modules/.package-lock.json
 ## typescript: generate TypeScript types from the document (openapi-typescript) and type-check the example server actions under --strict
 typescript: $(TS_CLIENT)/node_modules/.package-lock.json
 	cd $(TS_CLIENT) && node_modules/.bin/openapi-typescript ../../gateway/api/openapi.yaml -o src/gateway.d.ts && node_modules/.bin/tsc --noEmit -p .
+
+## help: list the targets with what each does
+help:
+	@grep -E '^## [a-z-]+:' $(MAKEFILE_LIST) | sed -e 's/^## //' | awk -F': ' '{printf "  %-12s %s\n", $$1, $$2}'
