@@ -332,7 +332,7 @@ func wantJSON(t *testing.T, rec *httptest.ResponseRecorder, want string) {
 	}
 }
 
-// wantHeaders asserts the four PostgREST headers of seed 000 (legacy key) and
+// wantHeaders asserts the four PostgREST headers the gateway sends (legacy key) and
 // that nothing of the end user's request leaks upstream.
 func wantHeaders(t *testing.T, r captured, prefer string) {
 	t.Helper()

@@ -1,7 +1,7 @@
 // Package pcn is the Penalty Charge Notice pipeline: queue a scan of an
 // uploaded document, then process the job exactly once per claim (read the
 // document, extract the notice with Claude, match vehicle, booking and
-// hirer, record the violation), following the job protocol of DESIGN §7.
+// hirer, record the violation), following the job protocol in docs/decisions.md.
 package pcn
 
 import (
