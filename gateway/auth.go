@@ -3,6 +3,7 @@ package gateway
 import (
 	"context"
 	"crypto/subtle"
+	"log/slog"
 	"strings"
 
 	"github.com/labstack/echo/v5"
@@ -17,7 +18,9 @@ type TokenVerifier interface {
 
 // requireUser authenticates the Bearer token and records the principal for
 // principalFrom. Every failure is the same 401, so the answer tells an
-// attacker nothing; the reason goes to the log.
+// attacker nothing; the reason goes to the log at reasonLevel (info in
+// development, where the developer needs it; debug in production, where it
+// is noise any caller can make).
 //
 // A valid token is charged to its tenant's bucket only. A failed
 // authentication is charged to the caller's address bucket (429 once it is
@@ -25,7 +28,7 @@ type TokenVerifier interface {
 // addresses, so charging good requests there would let one flood of bad
 // tokens throttle every tenant. Checking a token first costs a cache lookup or
 // one signature check, which is what the address bucket then bounds.
-func requireUser(v TokenVerifier, perTenant *limiter, byIP ipLimit) echo.MiddlewareFunc {
+func requireUser(v TokenVerifier, perTenant *limiter, byIP ipLimit, reasonLevel slog.Level) echo.MiddlewareFunc {
 	return func(next echo.HandlerFunc) echo.HandlerFunc {
 		return func(c *echo.Context) error {
 			ctx := c.Request().Context()
@@ -38,11 +41,12 @@ func requireUser(v TokenVerifier, perTenant *limiter, byIP ipLimit) echo.Middlew
 			h := c.Request().Header.Get("Authorization")
 			scheme, token, ok := strings.Cut(h, " ")
 			if !ok || !strings.EqualFold(scheme, "Bearer") || token == "" {
+				requestLogger(ctx).Log(ctx, reasonLevel, "token refused", "err", "no Bearer token in Authorization")
 				return refuse()
 			}
 			p, err := v.Verify(ctx, strings.TrimSpace(token))
 			if err != nil {
-				requestLogger(ctx).DebugContext(ctx, "token refused", "err", err)
+				requestLogger(ctx).Log(ctx, reasonLevel, "token refused", "err", err)
 				return refuse()
 			}
 			ri := reqInfoFrom(ctx)

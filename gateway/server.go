@@ -96,7 +96,11 @@ func New(cfg Config, deps Deps) (*echo.Echo, error) {
 	// Scheduler) are not limited.
 	ips := ipLimit{l: newLimiter(cfg.RateLimitIPPerSecond, cfg.RateLimitIPBurst), trustXFF: cfg.TrustProxyHeaders}
 	byIP := limitByIP(ips)
-	user := requireUser(deps.Verifier, newLimiter(cfg.RateLimitTenantPerSecond, cfg.RateLimitTenantBurst), ips)
+	reasonLevel := slog.LevelDebug
+	if cfg.AppEnv == "development" {
+		reasonLevel = slog.LevelInfo
+	}
+	user := requireUser(deps.Verifier, newLimiter(cfg.RateLimitTenantPerSecond, cfg.RateLimitTenantBurst), ips, reasonLevel)
 	guards, err := operationGuards(map[string][]echo.MiddlewareFunc{
 		"bearerAuth":     {user},
 		"internalSecret": {requireInternal(cfg.InternalSecret)},

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -28,8 +29,22 @@ func run(ctx context.Context, out io.Writer) error {
 	if err != nil {
 		return err
 	}
+	settings, err := loadSettings(filepath.Join(root, ".env.local"))
+	if err != nil {
+		return err
+	}
+	envOr := func(k, def string) string {
+		if v := settings[k]; v != "" {
+			return v
+		}
+		return def
+	}
+	apiPort, err := strconv.Atoi(envOr("LOCALSTACK_API_PORT", "54321"))
+	if err != nil {
+		return fmt.Errorf("LOCALSTACK_API_PORT: %w", err)
+	}
 	port := 8080
-	if p := os.Getenv("PORT"); p != "" {
+	if p := settings["PORT"]; p != "" {
 		if port, err = strconv.Atoi(p); err != nil {
 			return fmt.Errorf("PORT: %w", err)
 		}
@@ -44,8 +59,15 @@ func run(ctx context.Context, out io.Writer) error {
 		Logger:     log,
 		AppOrigins: strings.Split(origins, ","),
 		// Quick restarts over durability: said in the banner.
-		Fast: os.Getenv("LOCALSTACK_DURABLE") == "",
+		Fast: settings["LOCALSTACK_DURABLE"] == "",
+		// A fixed port keeps the token issuer, and so the printed demo
+		// tokens, valid across restarts.
+		APIPort: apiPort,
 	})
+	if errors.Is(err, localstack.ErrRunning) {
+		fmt.Fprintln(os.Stderr, err)
+		return errAlreadyRunning
+	}
 	if err != nil {
 		return err
 	}
@@ -54,21 +76,28 @@ func run(ctx context.Context, out io.Writer) error {
 	// The gateway exactly as in production, configured against the stack.
 	// LOCALSTACK_KEY=legacy uses a legacy service_role JWT instead of an sb_secret_ key.
 	key := localstack.SecretKey
-	if os.Getenv("LOCALSTACK_KEY") == "legacy" {
+	if settings["LOCALSTACK_KEY"] == "legacy" {
 		key = stack.Keys.ServiceRoleJWT
 	}
-	// ANTHROPIC_API_KEY (and ANTHROPIC_BASE_URL, ANTHROPIC_MODEL) from the
-	// environment enable PCN extraction; without them scans end needs_attention.
-	env := map[string]string{
+	// Every other setting (vendors: ANTHROPIC_*, DVLA_*, CREDAS_*; rate
+	// limits; PCN and job settings) passes through from the environment or
+	// .env.local, so the vendor flows can be tried against sandbox accounts.
+	// The stack's own wiring wins over those.
+	env := map[string]string{}
+	for k, v := range settings {
+		env[k] = v
+	}
+	owned := map[string]string{
 		"PORT": strconv.Itoa(port), "APP_ENV": "development", "LOG_LEVEL": envOr("LOG_LEVEL", "info"),
-		"SUPABASE_URL": stack.APIURL, "SUPABASE_SERVICE_KEY": key,
-		"INTERNAL_SECRET": internalSecret, "CORS_ALLOWED_ORIGINS": origins,
+		"SUPABASE_URL": stack.APIURL, "SUPABASE_SERVICE_KEY": key, "SUPABASE_JWT_ISSUER": stack.Issuer(),
+		"INTERNAL_SECRET": envOr("INTERNAL_SECRET", internalSecret), "CORS_ALLOWED_ORIGINS": origins,
 		"GCS_BUCKET": localstack.Bucket,
 	}
-	for _, k := range []string{"ANTHROPIC_API_KEY", "ANTHROPIC_BASE_URL", "ANTHROPIC_MODEL"} {
-		if v := os.Getenv(k); v != "" {
-			env[k] = v
+	for k, v := range owned {
+		if old, set := env[k]; set && old != v && k != "PORT" && k != "LOG_LEVEL" {
+			log.Warn("setting ignored: the local stack sets it", "var", k)
 		}
+		env[k] = v
 	}
 	cfg, err := gateway.LoadConfig(env)
 	if err != nil {
@@ -127,7 +156,7 @@ Try:
     -d '{"vehicle_id":"a1a1a1a1-2222-4000-8000-000000000001","occurred_at":"2026-11-21T10:00:00Z","type":"damage","description":"Cracked wing mirror"}'
 
 Ctrl-C stops everything.
-`, base, time.Since(start).Seconds(), stack.APIURL, stack.PostgREST.URL, stack.Postgres.Port, tokA, tokB, stack.Storage.Host, durability())
+`, base, time.Since(start).Seconds(), stack.APIURL, stack.PostgREST.URL, stack.Postgres.Port, tokA, tokB, stack.Storage.Host, durability(settings))
 
 	select {
 	case err := <-served:
@@ -158,16 +187,44 @@ func waitReady(ctx context.Context, url string) error {
 	return fmt.Errorf("gateway not ready at %s after 30 s", url)
 }
 
-func durability() string {
-	if os.Getenv("LOCALSTACK_DURABLE") != "" {
+func durability(settings map[string]string) string {
+	if settings["LOCALSTACK_DURABLE"] != "" {
 		return "durable (fsync, synchronous_commit on)"
 	}
 	return "without fsync for speed: a crash may lose recent writes (LOCALSTACK_DURABLE=1 for durable)"
 }
 
-func envOr(k, def string) string {
-	if v := os.Getenv(k); v != "" {
-		return v
+// errAlreadyRunning ends a second `make run` after its one-line message.
+var errAlreadyRunning = errors.New("already running")
+
+// loadSettings reads KEY=VALUE lines from path (when it exists; blank lines
+// and # comments skipped, optional quotes removed) under the process
+// environment, which wins.
+func loadSettings(path string) (map[string]string, error) {
+	m := map[string]string{}
+	b, err := os.ReadFile(path)
+	if err != nil && !errors.Is(err, os.ErrNotExist) {
+		return nil, err
 	}
-	return def
+	for i, line := range strings.Split(string(b), "\n") {
+		line = strings.TrimSpace(line)
+		if line == "" || strings.HasPrefix(line, "#") {
+			continue
+		}
+		k, v, ok := strings.Cut(strings.TrimPrefix(line, "export "), "=")
+		if !ok {
+			return nil, fmt.Errorf("%s:%d: not KEY=VALUE", path, i+1)
+		}
+		v = strings.TrimSpace(v)
+		if len(v) >= 2 && (v[0] == '"' || v[0] == '\'') && v[len(v)-1] == v[0] {
+			v = v[1 : len(v)-1]
+		}
+		m[strings.TrimSpace(k)] = v
+	}
+	for _, kv := range os.Environ() {
+		if k, v, ok := strings.Cut(kv, "="); ok {
+			m[k] = v
+		}
+	}
+	return m, nil
 }

@@ -109,6 +109,12 @@ func StartPostgres(ctx context.Context, dir string, fast bool, log *slog.Logger)
 			return nil, fmt.Errorf("localstack: initdb: %w\n%s", err, out)
 		}
 	}
+	// A postmaster still running on dir belongs to a stack that died without
+	// stopping it (callers hold dir's lock): stop it rather than fail.
+	if pid := p.postmasterPID(); pid > 0 && alive(pid) {
+		log.Info("stopping a PostgreSQL left running by an earlier stack", "pid", pid)
+		_ = p.Stop()
+	}
 	if p.Port, err = FreePort(); err != nil {
 		return nil, err
 	}

@@ -11,6 +11,9 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
 	"time"
 )
 
@@ -40,6 +43,30 @@ type Options struct {
 	APIPort int
 }
 
+// ErrRunning means another process runs a stack on the same DataDir.
+var ErrRunning = errors.New("localstack: already running")
+
+// lockDir takes an exclusive lock on dir for this process's lifetime (the
+// kernel drops it when the process dies, however it dies) and records the
+// pid in it; a second stack on the same data gets ErrRunning naming the first.
+func lockDir(dir string) (*os.File, error) {
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, err
+	}
+	f, err := os.OpenFile(filepath.Join(dir, "localstack.lock"), os.O_RDWR|os.O_CREATE, 0o600)
+	if err != nil {
+		return nil, err
+	}
+	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
+		b, _ := os.ReadFile(f.Name())
+		f.Close()
+		return nil, fmt.Errorf("%w (pid %s) on %s: stop it first (Ctrl-C where it runs)", ErrRunning, strings.TrimSpace(string(b)), dir)
+	}
+	_ = f.Truncate(0)
+	_, _ = f.WriteAt([]byte(strconv.Itoa(os.Getpid())+"\n"), 0)
+	return f, nil
+}
+
 // Stack is a running local Supabase: PostgreSQL, PostgREST and the API
 // gateway stand-in. APIURL is what the gateway uses as SUPABASE_URL.
 type Stack struct {
@@ -49,9 +76,10 @@ type Stack struct {
 	Keys      Keys
 	APIURL    string
 
-	api *http.Server
-	tmp string
-	log *slog.Logger
+	api  *http.Server
+	tmp  string
+	lock *os.File
+	log  *slog.Logger
 }
 
 // Start brings the stack up; on error, whatever had started is stopped.
@@ -70,6 +98,11 @@ func Start(ctx context.Context, o Options) (_ *Stack, err error) {
 		return nil, err
 	}
 	dir := o.DataDir
+	if dir != "" {
+		if s.lock, err = lockDir(dir); err != nil {
+			return nil, err
+		}
+	}
 	if dir == "" {
 		if s.tmp, err = os.MkdirTemp("", "fleetpilot-stack-"); err != nil {
 			return nil, err
@@ -154,6 +187,9 @@ func (s *Stack) Close() {
 	}
 	if s.tmp != "" {
 		_ = os.RemoveAll(s.tmp)
+	}
+	if s.lock != nil {
+		_ = s.lock.Close()
 	}
 }
 
