@@ -45,7 +45,8 @@ const errDocumentNotFound = "Document not found"
 func (s *server) files() (FileStore, error) { return configured(s.store, "Document storage") }
 
 // CreateDocumentUpload answers POST /documents/upload-url.
-func (s *server) CreateDocumentUpload(c *echo.Context) error {
+// The Idempotency-Key header is handled by the idempotency middleware.
+func (s *server) CreateDocumentUpload(c *echo.Context, _ api.CreateDocumentUploadParams) error {
 	ctx := c.Request().Context()
 	store, err := s.files()
 	if err != nil {

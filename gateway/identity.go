@@ -30,7 +30,8 @@ type IdentityService interface {
 const featureIdentity = "Identity verification"
 
 // CreateIdentityCheck answers POST /customers/{id}/identity-checks.
-func (s *server) CreateIdentityCheck(c *echo.Context, id string) error {
+// The Idempotency-Key header is handled by the idempotency middleware.
+func (s *server) CreateIdentityCheck(c *echo.Context, id string, _ api.CreateIdentityCheckParams) error {
 	ctx := c.Request().Context()
 	svc, err := configured(s.identity, featureIdentity)
 	if err != nil {

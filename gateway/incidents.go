@@ -71,7 +71,8 @@ func (s *server) GetIncident(c *echo.Context, id string) error {
 
 // CreateIncident answers POST /incidents. The body's tenant_id, id, status and
 // timestamps are ignored: only the fields below are ever read.
-func (s *server) CreateIncident(c *echo.Context) error {
+// The Idempotency-Key header is handled by the idempotency middleware.
+func (s *server) CreateIncident(c *echo.Context, _ api.CreateIncidentParams) error {
 	ctx := c.Request().Context()
 	b, err := readJSONBody(c)
 	if err != nil {

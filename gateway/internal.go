@@ -64,3 +64,13 @@ func (s *server) ResetStuckJobs(c *echo.Context) error {
 	}
 	return c.JSON(http.StatusOK, api.ResetStuckResult{Reset: res.Reset, Failed: res.Failed, Errors: res.Errors})
 }
+
+// SweepIdempotencyKeys answers POST /internal/jobs/idempotency-sweep (Cloud
+// Scheduler): expired Idempotency-Key records of every tenant are deleted.
+func (s *server) SweepIdempotencyKeys(c *echo.Context) error {
+	n, err := s.keys.sweep(c.Request().Context())
+	if err != nil {
+		return upstream("Failed to sweep idempotency keys", err)
+	}
+	return c.JSON(http.StatusOK, api.SweepResult{Deleted: n})
+}

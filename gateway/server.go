@@ -47,6 +47,7 @@ type server struct {
 	vehicles VehicleService
 	identity IdentityService
 	ready    *readiness
+	keys     *idempotency
 }
 
 var _ api.ServerInterface = (*server)(nil)
@@ -69,6 +70,8 @@ func New(cfg Config, deps Deps) (*echo.Echo, error) {
 		s.now = time.Now
 	}
 	s.ready = &readiness{ping: deps.DB.Ping, now: s.now}
+	// A key left in flight longer than a request can run belongs to a request that died.
+	s.keys = &idempotency{db: deps.DB, staleAfter: cfg.RequestTimeout + writeTimeout, now: s.now}
 
 	// HEAD is answered wherever GET is (same status and headers, no body):
 	// every GET of this API is a read, so running it for HEAD changes nothing.
@@ -104,7 +107,7 @@ func New(cfg Config, deps Deps) (*echo.Echo, error) {
 	guards, err := operationGuards(map[string][]echo.MiddlewareFunc{
 		"bearerAuth":     {user},
 		"internalSecret": {requireInternal(cfg.InternalSecret)},
-	}, byIP)
+	}, byIP, s.keys.middleware)
 	if err != nil {
 		return nil, err
 	}
@@ -116,7 +119,10 @@ func New(cfg Config, deps Deps) (*echo.Echo, error) {
 // document's security requirements. Operations inherit the document default
 // (bearerAuth), so a new route is authenticated unless the document says
 // "security: []"; an unknown scheme stops start-up.
-func operationGuards(schemes map[string][]echo.MiddlewareFunc, public echo.MiddlewareFunc) (map[string][]echo.MiddlewareFunc, error) {
+//
+// Operations that declare the Idempotency-Key header get the idempotent
+// middleware after authentication (keys belong to the caller's tenant).
+func operationGuards(schemes map[string][]echo.MiddlewareFunc, public, idempotent echo.MiddlewareFunc) (map[string][]echo.MiddlewareFunc, error) {
 	ops, err := api.Operations()
 	if err != nil {
 		return nil, err
@@ -136,6 +142,12 @@ func operationGuards(schemes map[string][]echo.MiddlewareFunc, public echo.Middl
 		if len(op.Security) == 0 && (strings.HasPrefix(op.Path, "/webhooks/") || op.Path == "/ready") {
 			// Public, but it does work per call: limited per client address.
 			guards[op.ID] = append(guards[op.ID], public)
+		}
+		if op.Idempotent {
+			if len(op.Security) == 0 {
+				return nil, fmt.Errorf("gateway: %s takes Idempotency-Key but is public; keys belong to a tenant", op.ID)
+			}
+			guards[op.ID] = append(guards[op.ID], idempotent)
 		}
 	}
 	return guards, nil

@@ -7,6 +7,7 @@ import (
 
 	"github.com/labstack/echo/v5"
 
+	"github.com/fleetpilot/gateway/gateway/api"
 	"github.com/fleetpilot/gateway/gateway/domain/pcn"
 	"github.com/fleetpilot/gateway/supabase"
 )
@@ -26,7 +27,8 @@ const (
 )
 
 // ScanViolation answers POST /violations/scan.
-func (s *server) ScanViolation(c *echo.Context) error {
+// The Idempotency-Key header is handled by the idempotency middleware.
+func (s *server) ScanViolation(c *echo.Context, _ api.ScanViolationParams) error {
 	ctx := c.Request().Context()
 	svc, err := configured(s.pcn, featurePCN)
 	if err != nil {
@@ -67,7 +69,8 @@ func (s *server) GetScanJob(c *echo.Context, jobID string) error {
 }
 
 // RetryScanJob answers POST /violations/scan/{job_id}/retry.
-func (s *server) RetryScanJob(c *echo.Context, jobID string) error {
+// The Idempotency-Key header is handled by the idempotency middleware.
+func (s *server) RetryScanJob(c *echo.Context, jobID string, _ api.RetryScanJobParams) error {
 	ctx := c.Request().Context()
 	svc, err := configured(s.pcn, featurePCN)
 	if err != nil {

@@ -453,6 +453,30 @@ func (q *Query) UpdateOne(ctx context.Context, row Row) ([]byte, error) {
 	return q.single(http.MethodPatch, res)
 }
 
+// Delete removes every matching row and reports how many went. Like an
+// update it needs a filter, and on a tenant query it is scoped to the tenant.
+func (q *Query) Delete(ctx context.Context) (int, error) {
+	if q.err != nil {
+		return 0, q.err
+	}
+	if q.nFilters == 0 {
+		return 0, errors.New("supabase: delete without a filter")
+	}
+	q.sel = "id"
+	res, err := q.c.send(ctx, request{method: http.MethodDelete, table: q.table, query: q.encode(false, false), prefer: preferRepr})
+	if err != nil {
+		return 0, err
+	}
+	if res.status != http.StatusOK {
+		return 0, decodeError(http.MethodDelete, q.table, res.status, res.body)
+	}
+	var rows []json.RawMessage
+	if err := json.Unmarshal(res.body, &rows); err != nil {
+		return 0, fmt.Errorf("supabase: decode %s delete: %w", q.table, err)
+	}
+	return len(rows), nil
+}
+
 func (q *Query) patch(ctx context.Context, row Row, accept string) (response, error) {
 	if q.err != nil {
 		return response{}, q.err

@@ -836,6 +836,11 @@ type SweepPlan struct {
 	Tasks int `json:"tasks"`
 }
 
+// SweepResult defines model for SweepResult.
+type SweepResult struct {
+	Deleted int `json:"deleted"`
+}
+
 // SweepTask defines model for SweepTask.
 type SweepTask struct {
 	// Cutoff Items changed since are no longer due.
@@ -884,6 +889,9 @@ type WebhookResultStatus string
 // ID defines model for ID.
 type ID = string
 
+// IdempotencyKey Example: 4f6c0c0e-9a7b-4c1e-8f1d-2b9f0a3c5d7e
+type IdempotencyKey = string
+
 // JobID defines model for JobID.
 type JobID = string
 
@@ -899,6 +907,9 @@ type BadGateway = HTTPError
 // Conflict defines model for Conflict.
 type Conflict = HTTPError
 
+// ConflictOrKeyInFlight defines model for ConflictOrKeyInFlight.
+type ConflictOrKeyInFlight = HTTPError
+
 // DVLAUnavailable defines model for DVLAUnavailable.
 type DVLAUnavailable = HTTPError
 
@@ -907,6 +918,9 @@ type Forbidden = HTTPError
 
 // InternalError defines model for InternalError.
 type InternalError = HTTPError
+
+// KeyInFlight defines model for KeyInFlight.
+type KeyInFlight = HTTPError
 
 // MalformedJSON defines model for MalformedJSON.
 type MalformedJSON = HTTPError
@@ -943,6 +957,18 @@ type ListIdentityChecksParams struct {
 	Offset *Offset `form:"offset,omitempty" json:"offset,omitempty"`
 }
 
+// CreateIdentityCheckParams defines parameters for CreateIdentityCheck.
+type CreateIdentityCheckParams struct {
+	// IdempotencyKey Makes the request safe to retry. The first 2xx answer to a key is kept for 24 hours
+	// (per tenant) and replayed, with `Idempotent-Replayed: true`, to a retry of the same
+	// request (same method, path and body); nothing is created or charged twice. The same key
+	// with a different request answers 422; a retry while the first request is still running
+	// answers 409 with `Retry-After`. An answer other than 2xx is not kept, so a corrected
+	// retry with the same key runs. A bare key or an RFC 8941 quoted string, 1-255 visible
+	// ASCII characters (a UUID is a good key); anything else answers 422.
+	IdempotencyKey *IdempotencyKey `json:"Idempotency-Key,omitempty"`
+}
+
 // ListDocumentsParams defines parameters for ListDocuments.
 type ListDocumentsParams struct {
 	EntityType *EntityType         `form:"entity_type,omitempty" json:"entity_type,omitempty"`
@@ -951,6 +977,18 @@ type ListDocumentsParams struct {
 	Status     *DocumentStatus     `form:"status,omitempty" json:"status,omitempty"`
 	Limit      *Limit              `form:"limit,omitempty" json:"limit,omitempty"`
 	Offset     *Offset             `form:"offset,omitempty" json:"offset,omitempty"`
+}
+
+// CreateDocumentUploadParams defines parameters for CreateDocumentUpload.
+type CreateDocumentUploadParams struct {
+	// IdempotencyKey Makes the request safe to retry. The first 2xx answer to a key is kept for 24 hours
+	// (per tenant) and replayed, with `Idempotent-Replayed: true`, to a retry of the same
+	// request (same method, path and body); nothing is created or charged twice. The same key
+	// with a different request answers 422; a retry while the first request is still running
+	// answers 409 with `Retry-After`. An answer other than 2xx is not kept, so a corrected
+	// retry with the same key runs. A bare key or an RFC 8941 quoted string, 1-255 visible
+	// ASCII characters (a UUID is a good key); anything else answers 422.
+	IdempotencyKey *IdempotencyKey `json:"Idempotency-Key,omitempty"`
 }
 
 // ListIncidentsParams defines parameters for ListIncidents.
@@ -962,10 +1000,46 @@ type ListIncidentsParams struct {
 	Offset    *Offset             `form:"offset,omitempty" json:"offset,omitempty"`
 }
 
+// CreateIncidentParams defines parameters for CreateIncident.
+type CreateIncidentParams struct {
+	// IdempotencyKey Makes the request safe to retry. The first 2xx answer to a key is kept for 24 hours
+	// (per tenant) and replayed, with `Idempotent-Replayed: true`, to a retry of the same
+	// request (same method, path and body); nothing is created or charged twice. The same key
+	// with a different request answers 422; a retry while the first request is still running
+	// answers 409 with `Retry-After`. An answer other than 2xx is not kept, so a corrected
+	// retry with the same key runs. A bare key or an RFC 8941 quoted string, 1-255 visible
+	// ASCII characters (a UUID is a good key); anything else answers 422.
+	IdempotencyKey *IdempotencyKey `json:"Idempotency-Key,omitempty"`
+}
+
 // LookupVehicleParams defines parameters for LookupVehicle.
 type LookupVehicleParams struct {
 	// Registration Any spacing or case; normalised to upper case without spaces.
 	Registration string `form:"registration" json:"registration"`
+}
+
+// ScanViolationParams defines parameters for ScanViolation.
+type ScanViolationParams struct {
+	// IdempotencyKey Makes the request safe to retry. The first 2xx answer to a key is kept for 24 hours
+	// (per tenant) and replayed, with `Idempotent-Replayed: true`, to a retry of the same
+	// request (same method, path and body); nothing is created or charged twice. The same key
+	// with a different request answers 422; a retry while the first request is still running
+	// answers 409 with `Retry-After`. An answer other than 2xx is not kept, so a corrected
+	// retry with the same key runs. A bare key or an RFC 8941 quoted string, 1-255 visible
+	// ASCII characters (a UUID is a good key); anything else answers 422.
+	IdempotencyKey *IdempotencyKey `json:"Idempotency-Key,omitempty"`
+}
+
+// RetryScanJobParams defines parameters for RetryScanJob.
+type RetryScanJobParams struct {
+	// IdempotencyKey Makes the request safe to retry. The first 2xx answer to a key is kept for 24 hours
+	// (per tenant) and replayed, with `Idempotent-Replayed: true`, to a retry of the same
+	// request (same method, path and body); nothing is created or charged twice. The same key
+	// with a different request answers 422; a retry while the first request is still running
+	// answers 409 with `Retry-After`. An answer other than 2xx is not kept, so a corrected
+	// retry with the same key runs. A bare key or an RFC 8941 quoted string, 1-255 visible
+	// ASCII characters (a UUID is a good key); anything else answers 422.
+	IdempotencyKey *IdempotencyKey `json:"Idempotency-Key,omitempty"`
 }
 
 // CredasWebhookParams defines parameters for CredasWebhook.
@@ -1218,7 +1292,7 @@ type ServerInterface interface {
 	ListIdentityChecks(ctx *echo.Context, id ID, params ListIdentityChecksParams) error
 	// CreateIdentityCheck Invite the tenant's customer to a Credas identity check
 	// (POST /customers/{id}/identity-checks)
-	CreateIdentityCheck(ctx *echo.Context, id ID) error
+	CreateIdentityCheck(ctx *echo.Context, id ID, params CreateIdentityCheckParams) error
 	// GetDocs Interactive API documentation (Swagger UI)
 	// (GET /docs)
 	GetDocs(ctx *echo.Context) error
@@ -1227,7 +1301,7 @@ type ServerInterface interface {
 	ListDocuments(ctx *echo.Context, params ListDocumentsParams) error
 	// CreateDocumentUpload Create a document and a signed URL the browser PUTs the file to
 	// (POST /documents/upload-url)
-	CreateDocumentUpload(ctx *echo.Context) error
+	CreateDocumentUpload(ctx *echo.Context, params CreateDocumentUploadParams) error
 	// DeleteDocument Archive a document (the object stays; bucket lifecycle rules own deletion)
 	// (DELETE /documents/{id})
 	DeleteDocument(ctx *echo.Context, id ID) error
@@ -1251,7 +1325,7 @@ type ServerInterface interface {
 	ListIncidents(ctx *echo.Context, params ListIncidentsParams) error
 	// CreateIncident Record an incident
 	// (POST /incidents)
-	CreateIncident(ctx *echo.Context) error
+	CreateIncident(ctx *echo.Context, params CreateIncidentParams) error
 	// DeleteIncident Archive an incident (soft delete)
 	// (DELETE /incidents/{id})
 	DeleteIncident(ctx *echo.Context, id ID) error
@@ -1267,6 +1341,9 @@ type ServerInterface interface {
 	// RefreshFleetDVLA Cloud Scheduler (daily): plan the refresh of vehicles checked more than a day ago
 	// (POST /internal/jobs/dvla-refresh)
 	RefreshFleetDVLA(ctx *echo.Context) error
+	// SweepIdempotencyKeys Cloud Scheduler: delete expired Idempotency-Key records (older than 24 hours)
+	// (POST /internal/jobs/idempotency-sweep)
+	SweepIdempotencyKeys(ctx *echo.Context) error
 	// ProcessPCNJob Cloud Tasks target: process one PCN job (at-least-once safe)
 	// (POST /internal/jobs/process-pcn)
 	ProcessPCNJob(ctx *echo.Context) error
@@ -1293,13 +1370,13 @@ type ServerInterface interface {
 	RefreshVehicleDVLA(ctx *echo.Context, id ID) error
 	// ScanViolation Queue a PCN scan of an uploaded document
 	// (POST /violations/scan)
-	ScanViolation(ctx *echo.Context) error
+	ScanViolation(ctx *echo.Context, params ScanViolationParams) error
 	// GetScanJob A scan job's status, attempts, reason, and violation when done
 	// (GET /violations/scan/{job_id})
 	GetScanJob(ctx *echo.Context, jobId JobID) error
 	// RetryScanJob Re-queue a job that needs attention, with a fresh attempt budget
 	// (POST /violations/scan/{job_id}/retry)
-	RetryScanJob(ctx *echo.Context, jobId JobID) error
+	RetryScanJob(ctx *echo.Context, jobId JobID, params RetryScanJobParams) error
 	// CredasWebhook Credas process webhook (authenticated by the per-check token in its URL)
 	// (POST /webhooks/credas)
 	CredasWebhook(ctx *echo.Context, params CredasWebhookParams) error
@@ -1353,8 +1430,28 @@ func (w *ServerInterfaceWrapper) CreateIdentityCheck(ctx *echo.Context) error {
 		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter id: %s", err))
 	}
 
+	// Parameter object where we will unmarshal all parameters from the context
+	var params CreateIdentityCheckParams
+
+	headers := ctx.Request().Header
+	// ------------- Optional header parameter "Idempotency-Key" -------------
+	if valueList, found := headers[http.CanonicalHeaderKey("Idempotency-Key")]; found {
+		var IdempotencyKey IdempotencyKey
+		n := len(valueList)
+		if n != 1 {
+			return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Expected one value for Idempotency-Key, got %d", n))
+		}
+
+		err = runtime.BindStyledParameterWithOptions("simple", "Idempotency-Key", valueList[0], &IdempotencyKey, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""})
+		if err != nil {
+			return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter Idempotency-Key: %s", err))
+		}
+
+		params.IdempotencyKey = &IdempotencyKey
+	}
+
 	// Invoke the callback with all the unmarshaled arguments
-	err = w.Handler.CreateIdentityCheck(ctx, id)
+	err = w.Handler.CreateIdentityCheck(ctx, id, params)
 	return err
 }
 
@@ -1424,8 +1521,28 @@ func (w *ServerInterfaceWrapper) ListDocuments(ctx *echo.Context) error {
 func (w *ServerInterfaceWrapper) CreateDocumentUpload(ctx *echo.Context) error {
 	var err error
 
+	// Parameter object where we will unmarshal all parameters from the context
+	var params CreateDocumentUploadParams
+
+	headers := ctx.Request().Header
+	// ------------- Optional header parameter "Idempotency-Key" -------------
+	if valueList, found := headers[http.CanonicalHeaderKey("Idempotency-Key")]; found {
+		var IdempotencyKey IdempotencyKey
+		n := len(valueList)
+		if n != 1 {
+			return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Expected one value for Idempotency-Key, got %d", n))
+		}
+
+		err = runtime.BindStyledParameterWithOptions("simple", "Idempotency-Key", valueList[0], &IdempotencyKey, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""})
+		if err != nil {
+			return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter Idempotency-Key: %s", err))
+		}
+
+		params.IdempotencyKey = &IdempotencyKey
+	}
+
 	// Invoke the callback with all the unmarshaled arguments
-	err = w.Handler.CreateDocumentUpload(ctx)
+	err = w.Handler.CreateDocumentUpload(ctx, params)
 	return err
 }
 
@@ -1568,8 +1685,28 @@ func (w *ServerInterfaceWrapper) ListIncidents(ctx *echo.Context) error {
 func (w *ServerInterfaceWrapper) CreateIncident(ctx *echo.Context) error {
 	var err error
 
+	// Parameter object where we will unmarshal all parameters from the context
+	var params CreateIncidentParams
+
+	headers := ctx.Request().Header
+	// ------------- Optional header parameter "Idempotency-Key" -------------
+	if valueList, found := headers[http.CanonicalHeaderKey("Idempotency-Key")]; found {
+		var IdempotencyKey IdempotencyKey
+		n := len(valueList)
+		if n != 1 {
+			return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Expected one value for Idempotency-Key, got %d", n))
+		}
+
+		err = runtime.BindStyledParameterWithOptions("simple", "Idempotency-Key", valueList[0], &IdempotencyKey, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""})
+		if err != nil {
+			return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter Idempotency-Key: %s", err))
+		}
+
+		params.IdempotencyKey = &IdempotencyKey
+	}
+
 	// Invoke the callback with all the unmarshaled arguments
-	err = w.Handler.CreateIncident(ctx)
+	err = w.Handler.CreateIncident(ctx, params)
 	return err
 }
 
@@ -1636,6 +1773,15 @@ func (w *ServerInterfaceWrapper) RefreshFleetDVLA(ctx *echo.Context) error {
 
 	// Invoke the callback with all the unmarshaled arguments
 	err = w.Handler.RefreshFleetDVLA(ctx)
+	return err
+}
+
+// SweepIdempotencyKeys converts echo context to params.
+func (w *ServerInterfaceWrapper) SweepIdempotencyKeys(ctx *echo.Context) error {
+	var err error
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.SweepIdempotencyKeys(ctx)
 	return err
 }
 
@@ -1731,8 +1877,28 @@ func (w *ServerInterfaceWrapper) RefreshVehicleDVLA(ctx *echo.Context) error {
 func (w *ServerInterfaceWrapper) ScanViolation(ctx *echo.Context) error {
 	var err error
 
+	// Parameter object where we will unmarshal all parameters from the context
+	var params ScanViolationParams
+
+	headers := ctx.Request().Header
+	// ------------- Optional header parameter "Idempotency-Key" -------------
+	if valueList, found := headers[http.CanonicalHeaderKey("Idempotency-Key")]; found {
+		var IdempotencyKey IdempotencyKey
+		n := len(valueList)
+		if n != 1 {
+			return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Expected one value for Idempotency-Key, got %d", n))
+		}
+
+		err = runtime.BindStyledParameterWithOptions("simple", "Idempotency-Key", valueList[0], &IdempotencyKey, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""})
+		if err != nil {
+			return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter Idempotency-Key: %s", err))
+		}
+
+		params.IdempotencyKey = &IdempotencyKey
+	}
+
 	// Invoke the callback with all the unmarshaled arguments
-	err = w.Handler.ScanViolation(ctx)
+	err = w.Handler.ScanViolation(ctx, params)
 	return err
 }
 
@@ -1763,8 +1929,28 @@ func (w *ServerInterfaceWrapper) RetryScanJob(ctx *echo.Context) error {
 		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter job_id: %s", err))
 	}
 
+	// Parameter object where we will unmarshal all parameters from the context
+	var params RetryScanJobParams
+
+	headers := ctx.Request().Header
+	// ------------- Optional header parameter "Idempotency-Key" -------------
+	if valueList, found := headers[http.CanonicalHeaderKey("Idempotency-Key")]; found {
+		var IdempotencyKey IdempotencyKey
+		n := len(valueList)
+		if n != 1 {
+			return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Expected one value for Idempotency-Key, got %d", n))
+		}
+
+		err = runtime.BindStyledParameterWithOptions("simple", "Idempotency-Key", valueList[0], &IdempotencyKey, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""})
+		if err != nil {
+			return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter Idempotency-Key: %s", err))
+		}
+
+		params.IdempotencyKey = &IdempotencyKey
+	}
+
 	// Invoke the callback with all the unmarshaled arguments
-	err = w.Handler.RetryScanJob(ctx, jobId)
+	err = w.Handler.RetryScanJob(ctx, jobId, params)
 	return err
 }
 
@@ -1867,6 +2053,7 @@ func RegisterHandlersWithOptions(router EchoRouter, si ServerInterface, options 
 	router.POST(options.BaseURL+"/violations/scan/:job_id/retry", wrapper.RetryScanJob, options.OperationMiddlewares["retryScanJob"]...)
 	router.POST(options.BaseURL+"/internal/jobs/process-pcn", wrapper.ProcessPCNJob, options.OperationMiddlewares["processPCNJob"]...)
 	router.POST(options.BaseURL+"/internal/jobs/reset-stuck", wrapper.ResetStuckJobs, options.OperationMiddlewares["resetStuckJobs"]...)
+	router.POST(options.BaseURL+"/internal/jobs/idempotency-sweep", wrapper.SweepIdempotencyKeys, options.OperationMiddlewares["sweepIdempotencyKeys"]...)
 	router.GET(options.BaseURL+"/vehicles/lookup", wrapper.LookupVehicle, options.OperationMiddlewares["lookupVehicle"]...)
 	router.POST(options.BaseURL+"/vehicles/:id/dvla-refresh", wrapper.RefreshVehicleDVLA, options.OperationMiddlewares["refreshVehicleDVLA"]...)
 	router.POST(options.BaseURL+"/internal/jobs/dvla-refresh", wrapper.RefreshFleetDVLA, options.OperationMiddlewares["refreshFleetDVLA"]...)

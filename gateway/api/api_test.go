@@ -100,3 +100,19 @@ func TestRules(t *testing.T) {
 		}
 	}
 }
+
+// TestIdempotentOperations: every POST that creates something or costs money
+// declares Idempotency-Key (the gateway applies the middleware from it).
+func TestIdempotentOperations(t *testing.T) {
+	ops, err := Operations()
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]bool{"createIncident": true, "createDocumentUpload": true, "scanViolation": true,
+		"retryScanJob": true, "createIdentityCheck": true}
+	for _, op := range ops {
+		if op.Idempotent != want[op.ID] {
+			t.Errorf("%s: idempotent %v, want %v", op.ID, op.Idempotent, want[op.ID])
+		}
+	}
+}

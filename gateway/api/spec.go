@@ -33,7 +33,12 @@ type Operation struct {
 	// Security lists the schemes of the operation, or of the document when the
 	// operation does not override them; empty means public.
 	Security []string
+	// Idempotent is true when the operation takes the Idempotency-Key header.
+	Idempotent bool
 }
+
+// IdempotencyKeyRef is how an operation declares the Idempotency-Key header.
+const IdempotencyKeyRef = "#/components/parameters/IdempotencyKey"
 
 // Operations lists every operation of the document.
 func Operations() ([]Operation, error) {
@@ -56,6 +61,9 @@ func Operations() ([]Operation, error) {
 			var op struct {
 				OperationID string  `yaml:"operationId"`
 				Security    *secReq `yaml:"security"`
+				Parameters  []struct {
+					Ref string `yaml:"$ref"`
+				} `yaml:"parameters"`
 			}
 			if err := node.Decode(&op); err != nil {
 				return nil, fmt.Errorf("api: %s %s: %w", method, path, err)
@@ -65,6 +73,9 @@ func Operations() ([]Operation, error) {
 				sec = *op.Security
 			}
 			o := Operation{ID: op.OperationID, Method: method, Path: path}
+			for _, p := range op.Parameters {
+				o.Idempotent = o.Idempotent || p.Ref == IdempotencyKeyRef
+			}
 			for _, req := range sec {
 				for name := range req {
 					o.Security = append(o.Security, name)
