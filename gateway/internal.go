@@ -2,6 +2,7 @@ package gateway
 
 import (
 	"net/http"
+	"time"
 
 	"github.com/labstack/echo/v5"
 
@@ -38,7 +39,11 @@ func (s *server) ProcessPCNJob(c *echo.Context) error {
 	log.InfoContext(ctx, "pcn job delivery", "outcome", res.Outcome, "reason", res.Reason, "violation_id", res.ViolationID, "err", err)
 	if res.Outcome == pcn.Retry || err != nil {
 		e := newError(http.StatusServiceUnavailable, "Job will be retried", err)
-		e.Header = http.Header{"Retry-After": {"60"}}
+		wait := 60 * time.Second
+		if res.RetryAfter > 0 {
+			wait = res.RetryAfter
+		}
+		e.Header = http.Header{"Retry-After": {retryAfterSeconds(wait)}}
 		return e
 	}
 	out := api.ProcessPCNResult{JobId: parseUUIDValue(jobID), Outcome: api.ProcessPCNResultOutcome(res.Outcome)}

@@ -14,7 +14,7 @@ import (
 
 // PCNService is the PCN pipeline (pcn.Service).
 type PCNService interface {
-	Scan(ctx context.Context, tenant supabase.TenantID, userID, documentID string) (json.RawMessage, error)
+	Scan(ctx context.Context, tenant supabase.TenantID, userID, documentID string) (job json.RawMessage, created bool, err error)
 	Job(ctx context.Context, tenant supabase.TenantID, jobID string) (json.RawMessage, error)
 	Retry(ctx context.Context, tenant supabase.TenantID, jobID string) (json.RawMessage, error)
 	Process(ctx context.Context, tenant supabase.TenantID, jobID string) (pcn.Result, error)
@@ -43,9 +43,12 @@ func (s *server) ScanViolation(c *echo.Context, _ api.ScanViolationParams) error
 		return err
 	}
 	p, _ := principalFrom(ctx)
-	job, err := svc.Scan(ctx, p.Tenant, p.UserID, docID)
+	job, created, err := svc.Scan(ctx, p.Tenant, p.UserID, docID)
 	if err != nil {
 		return upstream("Failed to queue the scan", err)
+	}
+	if !created {
+		return c.JSONBlob(http.StatusOK, job) // the document's scan, already queued or done
 	}
 	return c.JSONBlob(http.StatusAccepted, job)
 }

@@ -1,6 +1,8 @@
 package tests
 
 import (
+	"encoding/json"
+	"fmt"
 	"net/http"
 	"sync"
 	"sync/atomic"
@@ -165,5 +167,125 @@ func TestReadyCachedAndShared(t *testing.T) {
 	got := []int{sendFrom(limited, "/ready", "203.0.113.5", ""), sendFrom(limited, "/ready", "203.0.113.5", ""), sendFrom(limited, "/ready", "203.0.113.5", "")}
 	if got[2] != 429 {
 		t.Errorf("/ready past the address bucket = %v, want the third limited", got)
+	}
+}
+
+// TestVendorRateLimitSpendsNoAttempt: Anthropic's own 429 (its shared rate
+// used up, perhaps by another tenant) hands the job back with its attempt
+// given back, even on the last attempt, and Cloud Tasks is told to come back
+// when Anthropic says.
+func TestVendorRateLimitSpendsNoAttempt(t *testing.T) {
+	e, up, _ := newApp(t, appOpts{pcn: &pcnOpts{maxAttempts: 3}})
+	w := pcnWorld{attempts: 2, vehicles: oneVehicle, bookings: oneBooking} // the third and last attempt
+	w.install(up)
+	up.mt.RegisterResponder(http.MethodPost, anthropicURL+"/v1/messages", func(r *http.Request) (*http.Response, error) {
+		resp := httpmock.NewStringResponse(429, `{"type":"error","error":{"type":"rate_limit_error","message":"slow down"}}`)
+		resp.Header.Set("Content-Type", "application/json")
+		resp.Header.Set("Retry-After", "42")
+		return resp, nil
+	})
+	status, body, hdr := deliver(t, e, internalKey)
+	if status != 503 || hdr.Get("Retry-After") != "42" {
+		t.Fatalf("delivery = %d Retry-After %q (%v), want 503 with the vendor's 42", status, hdr.Get("Retry-After"), body)
+	}
+	p := jobPatches(up)
+	if len(p) != 2 {
+		t.Fatalf("job patches = %v, want claim and release", p)
+	}
+	if rel := p[1]; rel["status"] != "queued" || rel["attempts"] != float64(2) || rel["reason"] != "retrying: vendor_rate_limited" {
+		t.Errorf("release = %v, want queued with attempts back at 2", rel)
+	}
+}
+
+// TestExtractionsBoundedPerInstance: a delivery beyond the instance's
+// extraction slots is refused with 503 and Retry-After before it touches the
+// job, so it spends no attempt.
+func TestExtractionsBoundedPerInstance(t *testing.T) {
+	e, up, _ := newApp(t, appOpts{pcn: &pcnOpts{maxAttempts: 3}, mutate: func(c *gateway.Config) {}})
+	w := pcnWorld{vehicles: oneVehicle, bookings: oneBooking}
+	w.install(up)
+	started, release := make(chan struct{}, 4), make(chan struct{})
+	up.mt.RegisterResponder(http.MethodPost, anthropicURL+"/v1/messages", func(r *http.Request) (*http.Response, error) {
+		started <- struct{}{}
+		<-release
+		resp := httpmock.NewStringResponse(200, toolAnswer(notice(nil))[1])
+		resp.Header.Set("Content-Type", "application/json")
+		return resp, nil
+	})
+	var wg sync.WaitGroup
+	for range 2 { // the default bound
+		wg.Go(func() { deliver(t, e, internalKey) })
+	}
+	<-started
+	<-started
+	before := len(up.requests())
+	status, _, hdr := deliver(t, e, internalKey)
+	if status != 503 || hdr.Get("Retry-After") == "" {
+		t.Errorf("third concurrent delivery = %d Retry-After %q, want 503 with Retry-After", status, hdr.Get("Retry-After"))
+	}
+	if n := len(up.requests()) - before; n != 0 {
+		t.Errorf("the refused delivery sent %d upstream requests; it must not touch the job", n)
+	}
+	close(release)
+	wg.Wait()
+}
+
+// TestSecondScanReturnsFirstJob: scanning a document that already has a
+// live or done job answers that job (200) and starts nothing: one job, one
+// Claude call in all.
+func TestSecondScanReturnsFirstJob(t *testing.T) {
+	q := &recordingQueue{}
+	e, up, _ := newApp(t, appOpts{pcn: &pcnOpts{queue: q}})
+	claudeCalls := up.claudeAnswers(toolAnswer(notice(nil)))
+	var mu sync.Mutex
+	jobs := 0
+	up.onFunc(http.MethodGet, "documents", func(captured) (int, string) {
+		return 200, fmt.Sprintf(`{"object_path":%q,"content_type":"application/pdf","status":"uploaded"}`, objectPath())
+	})
+	up.onFunc(http.MethodGet, "pcn_jobs", func(r captured) (int, string) {
+		mu.Lock()
+		defer mu.Unlock()
+		if r.Query.Get("id") != "" { // a delivery reading its job
+			return 200, fmt.Sprintf(`{"id":%q,"document_id":%q,"status":"queued","attempts":0,"generation":0}`, jobID, documentID)
+		}
+		if r.Query.Get("document_id") != "eq."+documentID || r.Query.Get("status") != `in.("queued","processing","done")` || r.Query.Get("tenant_id") != "eq."+tenantA {
+			t.Errorf("existing-job lookup = %v", r.Query)
+		}
+		if jobs == 0 {
+			return 200, `[]`
+		}
+		return 200, `[` + jobRow("done", 1, nil) + `]`
+	})
+	up.onFunc(http.MethodPost, "pcn_jobs", func(r captured) (int, string) {
+		mu.Lock()
+		defer mu.Unlock()
+		jobs++
+		return 201, jobRow("queued", 0, nil)
+	})
+	up.on(http.MethodPatch, "pcn_jobs", 200, `{"id":"`+jobID+`"}`)
+	up.on(http.MethodGet, "vehicles", 200, oneVehicle)
+	up.on(http.MethodGet, "bookings", 200, oneBooking)
+	up.on(http.MethodPost, "violations", 201, `{"id":"`+violationID+`"}`)
+	up.onObjectBytes([]byte("%PDF-1.4 a parking ticket"))
+	tok := tokenFor(t, tenantA)
+	wantStatus(t, call(e, http.MethodPost, "/violations/scan", tok, `{"document_id":"`+documentID+`"}`), 202)
+	rec := call(e, http.MethodPost, "/violations/scan", tok, `{"document_id":"`+documentID+`"}`)
+	wantStatus(t, rec, 200)
+	var job map[string]any
+	_ = json.Unmarshal(rec.Body.Bytes(), &job)
+	if job["id"] != jobID || job["status"] != "done" {
+		t.Errorf("second scan answered %v, want the first job", job)
+	}
+	if jobs != 1 || len(q.jobs) != 1 {
+		t.Errorf("jobs created %d, queued %d; want 1 and 1", jobs, len(q.jobs))
+	}
+	// Cloud Tasks delivers every queued job: one Claude call in all.
+	for range q.jobs {
+		if status, body, _ := deliver(t, e, internalKey); status != 200 || body["outcome"] != "done" {
+			t.Errorf("delivery = %d %v", status, body)
+		}
+	}
+	if n := len(*claudeCalls); n != 1 {
+		t.Errorf("Claude calls = %d, want 1", n)
 	}
 }

@@ -286,7 +286,7 @@ func TestProcessPCN(t *testing.T) {
 			name:       "Claude 429 releases the claim",
 			world:      pcnWorld{vehicles: oneVehicle, bookings: oneBooking},
 			claude:     [][2]string{{"429", `{"type":"error","error":{"type":"rate_limit_error","message":"slow"}}`}},
-			wantStatus: 503, wantFinal: map[string]any{"status": "queued", "reason": "retrying: extraction_failed"},
+			wantStatus: 503, wantFinal: map[string]any{"status": "queued", "reason": "retrying: vendor_rate_limited", "attempts": float64(0)},
 		},
 		{
 			name:       "Claude 529 releases the claim",
@@ -433,6 +433,7 @@ func TestScanViolation(t *testing.T) {
 			q := &recordingQueue{fail: tc.queueErr}
 			e, up, _ := newApp(t, appOpts{pcn: &pcnOpts{queue: q}})
 			up.on(http.MethodGet, "documents", 200, fmt.Sprintf(`{"status":%q,"content_type":%q}`, tc.docStatus, tc.docType))
+			up.on(http.MethodGet, "pcn_jobs", 200, `[]`) // the document has no scan yet
 			up.on(http.MethodPost, "pcn_jobs", 201, jobRow("queued", 0, nil))
 			up.on(http.MethodPatch, "pcn_jobs", 200, jobRow("needs_attention", 0, "enqueue_failed"))
 			rec := call(e, http.MethodPost, "/violations/scan", tokenFor(t, tenantA), `{"document_id":"`+documentID+`","tenant_id":"`+tenantB+`"}`)

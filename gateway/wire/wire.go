@@ -129,7 +129,6 @@ func Build(ctx context.Context, cfg gateway.Config, log *slog.Logger, o Options)
 	}
 
 	pcnCfg := cfg.PCN
-	pcnCfg.MaxDocBytes = cfg.GCS.MaxUploadBytes // a scan reads no more than an upload may hold
 	var svc *pcn.Service
 	switch {
 	case o.Queue != nil:

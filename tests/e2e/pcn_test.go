@@ -91,8 +91,10 @@ func TestConcurrentDeliveries(t *testing.T) {
 	for o := range outcomes {
 		got[o]++
 	}
-	if got["200 done"] != 1 || got["200 skipped"] != 19 {
-		t.Errorf("outcomes = %v, want one done and 19 skipped", got)
+	// Deliveries beyond the instance's extraction slots are refused (503 busy)
+	// before they touch the job; the others find it claimed or done.
+	if got["200 done"] != 1 || got["200 skipped"]+got["503 "] != 19 {
+		t.Errorf("outcomes = %v, want one done and 19 skipped or refused as busy", got)
 	}
 	if n := calls.Load(); n != 1 {
 		t.Errorf("Claude called %d times, want 1", n)

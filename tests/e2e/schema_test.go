@@ -229,13 +229,16 @@ func TestSchemaRules(t *testing.T) {
 	regA := row(t, "vehicles", a.Vehicle)["registration"].(string)
 	violA := row(t, "violations", a.Violation)
 	bFreeJob := uuid.NewString() // a job of B's with no violation yet
-	exec(t, `insert into pcn_jobs (id, tenant_id, document_id) values ($1, $2, $3)`, bFreeJob, b.Tenant, b.Document)
+	// needs_attention: the document's fixture job is its one live scan.
+	exec(t, `insert into pcn_jobs (id, tenant_id, document_id, status) values ($1, $2, $3, 'needs_attention')`, bFreeJob, b.Tenant, b.Document)
 	tests := []struct {
 		name  string
 		sql   string
 		args  []any
 		state string // "" = must succeed
 	}{
+		{"one live scan per document", `insert into pcn_jobs (tenant_id, document_id) values ($1, $2)`, []any{b.Tenant, b.Document}, "23505"},
+		{"a finished scan does not block a new one", `insert into pcn_jobs (tenant_id, document_id, status) values ($1, $2, 'needs_attention')`, []any{b.Tenant, b.Document}, ""},
 		{"registration unique per tenant", `insert into vehicles (tenant_id, registration) values ($1, $2)`, []any{a.Tenant, regA}, "23505"},
 		{"same registration in another tenant", `insert into vehicles (tenant_id, registration) values ($1, $2)`, []any{b.Tenant, regA}, ""},
 		{"registration must be normalised", `insert into vehicles (tenant_id, registration) values ($1, 'ab 12 cde')`, []any{a.Tenant}, "23514"},

@@ -3,6 +3,7 @@
 package gcs
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -223,7 +224,15 @@ func (s *Store) Read(ctx context.Context, object string, max int64) ([]byte, err
 	if r.Attrs.Size > max {
 		return nil, ErrTooLarge
 	}
-	b, err := io.ReadAll(io.LimitReader(r, max+1))
+	// Read into one buffer of the object's size: io.ReadAll would grow by
+	// doubling and briefly hold up to twice the document.
+	size := r.Attrs.Size
+	if size < 0 {
+		size = 0
+	}
+	buf := bytes.NewBuffer(make([]byte, 0, size+1))
+	_, err = buf.ReadFrom(io.LimitReader(r, max+1))
+	b := buf.Bytes()
 	if err != nil {
 		return nil, fmt.Errorf("gcs: read %s: %w", object, err)
 	}

@@ -46,8 +46,17 @@ type Queue interface {
 type Config struct {
 	MaxAttempts int           `env:"MAX_ATTEMPTS" envDefault:"3"`  // zero means 3
 	StuckAfter  time.Duration `env:"STUCK_AFTER" envDefault:"10m"` // zero means 10 min
-	// MaxDocBytes is the largest document read; the gateway passes the upload limit.
-	MaxDocBytes int64 // zero means 20 MiB
+	// MaxDocBytes is the largest document a scan reads (PCN_MAX_SCAN_BYTES);
+	// larger ones end needs_attention (document_too_large). It is the scan's
+	// own cap, not the upload limit: each extraction holds its document in
+	// memory once, so this times MaxConcurrent bounds an instance's scan
+	// memory. 10 MiB is far above a one- or two-page notice (a phone photo is
+	// 2-5 MB) and well under Claude's 32 MB request limit after base64 (4/3).
+	MaxDocBytes int64 `env:"MAX_SCAN_BYTES" envDefault:"10485760"` // zero means 10 MiB
+	// MaxConcurrent bounds extractions running at once in this instance
+	// (PCN_MAX_CONCURRENT); a delivery beyond it is refused with 503 and
+	// Retry-After before it claims the job, so it spends no attempt.
+	MaxConcurrent int `env:"MAX_CONCURRENT" envDefault:"2"` // zero means 2
 }
 
 // Validate names each bad setting, one error per variable (keys without the prefix).
@@ -58,6 +67,12 @@ func (c Config) Validate() error {
 	}
 	if c.StuckAfter < time.Minute {
 		p = append(p, errors.New("STUCK_AFTER: must be at least 1m"))
+	}
+	if c.MaxDocBytes < 1<<10 || c.MaxDocBytes > 24<<20 {
+		p = append(p, errors.New("MAX_SCAN_BYTES: must be between 1 KiB and 24 MiB (Claude's 32 MB request limit after base64)"))
+	}
+	if c.MaxConcurrent < 1 || c.MaxConcurrent > 64 {
+		p = append(p, errors.New("MAX_CONCURRENT: must be between 1 and 64"))
 	}
 	return errors.Join(p...)
 }
@@ -72,6 +87,15 @@ type Service struct {
 	cfg   Config
 	log   *slog.Logger
 	now   func() time.Time
+	slots chan struct{} // one per extraction allowed at once
+	quota func(context.Context, supabase.TenantID) error
+}
+
+// WithQuota makes every new scan job first take one unit of the tenant's
+// scan allowance (a scan answered by an existing job takes none).
+func (s *Service) WithQuota(take func(context.Context, supabase.TenantID) error) *Service {
+	s.quota = take
+	return s
 }
 
 // New builds the service.
@@ -83,9 +107,13 @@ func New(cfg Config, db *supabase.Client, files ObjectReader, x Extractor, queue
 		cfg.StuckAfter = 10 * time.Minute
 	}
 	if cfg.MaxDocBytes <= 0 {
-		cfg.MaxDocBytes = 20 << 20
+		cfg.MaxDocBytes = 10 << 20
 	}
-	return &Service{db: db, files: files, x: x, queue: queue, cfg: cfg, log: log, now: time.Now}
+	if cfg.MaxConcurrent <= 0 {
+		cfg.MaxConcurrent = 2
+	}
+	return &Service{db: db, files: files, x: x, queue: queue, cfg: cfg, log: log, now: time.Now,
+		slots: make(chan struct{}, cfg.MaxConcurrent)}
 }
 
 const tableJobs = "pcn_jobs"
@@ -99,7 +127,41 @@ var scannable = map[string]bool{"application/pdf": true, "image/jpeg": true, "im
 // Scan queues a scan of the tenant's uploaded document and returns the job
 // as JSON. If the queue refuses the job, it is kept as needs_attention with
 // reason enqueue_failed: nothing is lost, and a retry re-queues it.
-func (s *Service) Scan(ctx context.Context, tenant supabase.TenantID, userID, documentID string) (json.RawMessage, error) {
+//
+// A document is scanned once: if it already has a queued, processing or done
+// job, that job is returned (created is false) and nothing new starts; a
+// deliberate re-read goes through Retry. Two scans racing on one document
+// meet at the unique index of its live jobs, and the loser returns the
+// winner's job.
+func (s *Service) Scan(ctx context.Context, tenant supabase.TenantID, userID, documentID string) (_ json.RawMessage, created bool, _ error) {
+	job, err := s.scan(ctx, tenant, userID, documentID)
+	if errors.Is(err, errExistingJob) {
+		job, err = s.existingJob(ctx, tenant, documentID)
+		return job, false, err
+	}
+	return job, err == nil, err
+}
+
+// errExistingJob: the document already has a live job.
+var errExistingJob = errors.New("pcn: document already has a job")
+
+// existingJob is the document's queued, processing or done job.
+func (s *Service) existingJob(ctx context.Context, tenant supabase.TenantID, documentID string) (json.RawMessage, error) {
+	var jobs []json.RawMessage
+	err := s.db.From(tenant, tableJobs).Select(JobColumns...).Eq("document_id", documentID).
+		In("status", "queued", "processing", "done").Limit(1).Into(ctx, &jobs)
+	if err != nil {
+		return nil, fmt.Errorf("pcn: read the document's job: %w", err)
+	}
+	if len(jobs) == 0 {
+		return nil, errNoExistingJob
+	}
+	return jobs[0], nil
+}
+
+var errNoExistingJob = errors.New("pcn: the document's job went away meanwhile")
+
+func (s *Service) scan(ctx context.Context, tenant supabase.TenantID, userID, documentID string) (json.RawMessage, error) {
 	raw, err := s.db.From(tenant, "documents").Select("status", "content_type").Eq("id", documentID).One(ctx)
 	if errors.Is(err, supabase.ErrNotFound) {
 		return nil, ErrDocumentNotFound
@@ -120,11 +182,24 @@ func (s *Service) Scan(ctx context.Context, tenant supabase.TenantID, userID, do
 	if !scannable[doc.ContentType] {
 		return nil, ErrUnsupportedType
 	}
+	if _, err := s.existingJob(ctx, tenant, documentID); err == nil {
+		return nil, errExistingJob
+	} else if !errors.Is(err, errNoExistingJob) {
+		return nil, err
+	}
+	if s.quota != nil {
+		if err := s.quota(ctx, tenant); err != nil {
+			return nil, err
+		}
+	}
 	row := supabase.Row{"document_id": documentID, "status": "queued"}
 	if userID != "" {
 		row["created_by"] = userID
 	}
 	job, err := s.db.From(tenant, tableJobs).Select(JobColumns...).Insert(ctx, row)
+	if errors.Is(err, supabase.ErrConflict) {
+		return nil, errExistingJob // a concurrent scan of the same document won
+	}
 	if err != nil {
 		return nil, fmt.Errorf("pcn: create job: %w", err)
 	}
@@ -181,6 +256,9 @@ func (s *Service) Retry(ctx context.Context, tenant supabase.TenantID, jobID str
 			"finished_at": nil, "claimed_at": nil})
 	if errors.Is(err, supabase.ErrNotFound) {
 		return nil, ErrNotRetryable // retried concurrently
+	}
+	if errors.Is(err, supabase.ErrConflict) {
+		return nil, ErrNotRetryable // the document was scanned again meanwhile: that job is live
 	}
 	if err != nil {
 		return nil, err

@@ -37,7 +37,13 @@ type Result struct {
 	Outcome     Outcome `json:"outcome"`
 	Reason      string  `json:"reason,omitempty"`
 	ViolationID string  `json:"violation_id,omitempty"`
+	// RetryAfter, with Retry, is when to deliver again (zero: the queue's backoff).
+	RetryAfter time.Duration `json:"-"`
 }
+
+// busyRetryAfter is when a delivery refused for want of an extraction slot
+// comes back: about one extraction's time.
+const busyRetryAfter = 30 * time.Second
 
 // transient marks a failure worth another delivery.
 type transient struct {
@@ -76,6 +82,14 @@ func (s *Service) RunTask(ctx context.Context, j tasks.Job) error {
 // finish it. At most one delivery can hold the claim: the conditional PATCH
 // (status=queued and the attempts read before) matches for one of them only.
 func (s *Service) Process(ctx context.Context, tenant supabase.TenantID, jobID string) (Result, error) {
+	// Bound the extractions (and the documents they hold) per instance. A
+	// delivery beyond the bound touches nothing, so it spends no attempt.
+	select {
+	case s.slots <- struct{}{}:
+		defer func() { <-s.slots }()
+	default:
+		return Result{Outcome: Retry, Reason: "busy", RetryAfter: busyRetryAfter}, nil
+	}
 	job, err := s.readJob(ctx, tenant, jobID)
 	if errors.Is(err, supabase.ErrNotFound) {
 		return Result{Outcome: Skipped, Reason: "job_not_found"}, nil
@@ -106,6 +120,13 @@ func (s *Service) Process(ctx context.Context, tenant supabase.TenantID, jobID s
 		// without spending the attempt, rather than leave it processing until
 		// reset-stuck notices.
 		return s.release(ctx, c, "shutdown", supabase.Row{"attempts": attempt - 1}, err), nil
+	case errors.Is(err, claude.ErrRateLimited):
+		// The vendor's shared rate is used up (perhaps by another tenant): that
+		// says nothing about this job, so the attempt is given back and the
+		// delivery comes again when the vendor says.
+		res := s.release(ctx, c, "vendor_rate_limited", supabase.Row{"attempts": attempt - 1}, err)
+		res.RetryAfter = claude.RetryAfter(err)
+		return res, nil
 	case err == nil:
 		return s.finish(ctx, c, Result{Outcome: Done, ViolationID: violationID}, supabase.Row{"status": "done", "violation_id": violationID, "reason": nil})
 	case errors.As(err, &at):
