@@ -12,8 +12,8 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"strconv"
 	"net/url"
+	"strconv"
 	"time"
 
 	"github.com/anthropics/anthropic-sdk-go/v2"
