@@ -1,9 +1,13 @@
 package gateway
 
 import (
+	"fmt"
 	"net/http"
 
 	"github.com/labstack/echo/v5"
+
+	"github.com/fleetpilot/gateway/gateway/api"
+	"github.com/fleetpilot/gateway/gateway/docsui"
 )
 
 // GetOpenAPI answers GET /openapi.json.
@@ -12,15 +16,37 @@ func (s *server) GetOpenAPI(c *echo.Context) error {
 	return c.JSONBlob(http.StatusOK, s.spec)
 }
 
-// GetDocs answers GET /docs with Swagger UI, loaded from jsDelivr as FastAPI
-// does, so the binary carries no UI assets.
+// GetDocs answers GET /docs with Swagger UI. Its assets are embedded in the
+// binary (package docsui), so the page works offline and the CSP allows
+// nothing from outside the gateway.
 func (s *server) GetDocs(c *echo.Context) error {
 	h := c.Response().Header()
-	h.Set("Content-Security-Policy", "default-src 'none'; script-src https://cdn.jsdelivr.net 'unsafe-inline'; "+
-		"style-src https://cdn.jsdelivr.net 'unsafe-inline'; img-src 'self' data: https://cdn.jsdelivr.net; "+
-		"connect-src 'self'; frame-ancestors 'none'")
+	h.Set("Content-Security-Policy", "default-src 'none'; script-src 'self' 'unsafe-inline'; "+
+		"style-src 'self' 'unsafe-inline'; img-src 'self' data:; connect-src 'self'; frame-ancestors 'none'")
 	h.Set("Cache-Control", "public, max-age=300")
 	return c.HTML(http.StatusOK, docsPage)
+}
+
+// docsContentTypes are the embedded assets and how they are served.
+var docsContentTypes = map[api.GetDocsAssetParamsAsset]string{
+	api.SwaggerUiBundleJs: "text/javascript; charset=utf-8",
+	api.SwaggerUiCss:      "text/css; charset=utf-8",
+}
+
+// GetDocsAsset answers GET /docs/assets/{asset} from the embedded files.
+func (s *server) GetDocsAsset(c *echo.Context, asset api.GetDocsAssetParamsAsset) error {
+	ct, ok := docsContentTypes[asset]
+	if !ok {
+		return notFound("Not Found")
+	}
+	b, err := docsui.Assets.ReadFile(string(asset))
+	if err != nil {
+		return fmt.Errorf("docs asset %s: %w", asset, err)
+	}
+	// The assets change only with the binary; the version in the page's URLs
+	// makes a new build fetch them again.
+	c.Response().Header().Set("Cache-Control", "public, max-age=86400")
+	return c.Blob(http.StatusOK, ct, b)
 }
 
 const docsPage = `<!DOCTYPE html>
@@ -28,11 +54,11 @@ const docsPage = `<!DOCTYPE html>
 <head>
 <meta charset="utf-8">
 <title>FleetPilot Gateway - API docs</title>
-<link rel="stylesheet" href="https://cdn.jsdelivr.net/npm/swagger-ui-dist@5/swagger-ui.css">
+<link rel="stylesheet" href="/docs/assets/swagger-ui.css?v=` + docsui.Version + `">
 </head>
 <body>
 <div id="swagger-ui"></div>
-<script src="https://cdn.jsdelivr.net/npm/swagger-ui-dist@5/swagger-ui-bundle.js"></script>
+<script src="/docs/assets/swagger-ui-bundle.js?v=` + docsui.Version + `"></script>
 <script>
 SwaggerUIBundle({url: "/openapi.json", dom_id: "#swagger-ui", deepLinking: true});
 </script>

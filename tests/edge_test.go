@@ -217,6 +217,28 @@ func TestOpenAPIAndDocs(t *testing.T) {
 	if !strings.Contains(rec.Body.String(), "swagger-ui") || !strings.Contains(rec.Body.String(), "/openapi.json") {
 		t.Errorf("docs page: %s", rec.Body.String())
 	}
+	// Offline: the page and its CSP name no host but the gateway's own.
+	if strings.Contains(rec.Body.String(), "https://") || strings.Contains(rec.Header().Get("Content-Security-Policy"), "https://") {
+		t.Errorf("docs page loads from outside the gateway: CSP %q, body %s", rec.Header().Get("Content-Security-Policy"), rec.Body.String())
+	}
+	assets := []struct{ path, contentType, marker string }{
+		{"/docs/assets/swagger-ui-bundle.js", "text/javascript; charset=utf-8", "SwaggerUIBundle"},
+		{"/docs/assets/swagger-ui.css", "text/css; charset=utf-8", ".swagger-ui"},
+	}
+	for _, a := range assets {
+		if !strings.Contains(rec.Body.String(), a.path) {
+			t.Errorf("docs page does not load %s", a.path)
+		}
+		ar := call(e, http.MethodGet, a.path, "", nil)
+		wantStatus(t, ar, 200)
+		if got := ar.Header().Get("Content-Type"); got != a.contentType {
+			t.Errorf("%s: Content-Type %q, want %q", a.path, got, a.contentType)
+		}
+		if !strings.Contains(ar.Body.String(), a.marker) {
+			t.Errorf("%s: %d bytes without %q", a.path, ar.Body.Len(), a.marker)
+		}
+	}
+	wantStatus(t, call(e, http.MethodGet, "/docs/assets/other.js", "", nil), 404)
 }
 
 // TestHEADWhereGET: HEAD answers like GET, with its headers and no body,

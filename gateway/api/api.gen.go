@@ -464,6 +464,24 @@ func (e WebhookResultStatus) Valid() bool {
 	}
 }
 
+// Defines values for GetDocsAssetParamsAsset.
+const (
+	SwaggerUiBundleJs GetDocsAssetParamsAsset = "swagger-ui-bundle.js"
+	SwaggerUiCss      GetDocsAssetParamsAsset = "swagger-ui.css"
+)
+
+// Valid indicates whether the value is a known member of the GetDocsAssetParamsAsset enum.
+func (e GetDocsAssetParamsAsset) Valid() bool {
+	switch e {
+	case SwaggerUiBundleJs:
+		return true
+	case SwaggerUiCss:
+		return true
+	default:
+		return false
+	}
+}
+
 // CredasPollPlan defines model for CredasPollPlan.
 type CredasPollPlan struct {
 	// Capped More checks were due than one call plans; the newest wait for the next call.
@@ -969,6 +987,9 @@ type CreateIdentityCheckParams struct {
 	IdempotencyKey *IdempotencyKey `json:"Idempotency-Key,omitempty"`
 }
 
+// GetDocsAssetParamsAsset defines parameters for GetDocsAsset.
+type GetDocsAssetParamsAsset string
+
 // ListDocumentsParams defines parameters for ListDocuments.
 type ListDocumentsParams struct {
 	EntityType *EntityType         `form:"entity_type,omitempty" json:"entity_type,omitempty"`
@@ -1293,9 +1314,12 @@ type ServerInterface interface {
 	// CreateIdentityCheck Invite the tenant's customer to a Credas identity check
 	// (POST /customers/{id}/identity-checks)
 	CreateIdentityCheck(ctx *echo.Context, id ID, params CreateIdentityCheckParams) error
-	// GetDocs Interactive API documentation (Swagger UI)
+	// GetDocs Interactive API documentation (Swagger UI, served from the binary)
 	// (GET /docs)
 	GetDocs(ctx *echo.Context) error
+	// GetDocsAsset A file of the documentation UI, embedded in the binary (works offline)
+	// (GET /docs/assets/{asset})
+	GetDocsAsset(ctx *echo.Context, asset GetDocsAssetParamsAsset) error
 	// ListDocuments List the tenant's documents, newest first
 	// (GET /documents)
 	ListDocuments(ctx *echo.Context, params ListDocumentsParams) error
@@ -1461,6 +1485,22 @@ func (w *ServerInterfaceWrapper) GetDocs(ctx *echo.Context) error {
 
 	// Invoke the callback with all the unmarshaled arguments
 	err = w.Handler.GetDocs(ctx)
+	return err
+}
+
+// GetDocsAsset converts echo context to params.
+func (w *ServerInterfaceWrapper) GetDocsAsset(ctx *echo.Context) error {
+	var err error
+	// ------------- Path parameter "asset" -------------
+	var asset GetDocsAssetParamsAsset
+
+	err = runtime.BindStyledParameterWithOptions("simple", "asset", ctx.Param("asset"), &asset, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "string", Format: "", ValueIsUnescaped: ctx.Request().URL.RawPath == ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter asset: %s", err))
+	}
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.GetDocsAsset(ctx, asset)
 	return err
 }
 
@@ -2037,6 +2077,7 @@ func RegisterHandlersWithOptions(router EchoRouter, si ServerInterface, options 
 	router.GET(options.BaseURL+"/ready", wrapper.GetReady, options.OperationMiddlewares["getReady"]...)
 	router.GET(options.BaseURL+"/openapi.json", wrapper.GetOpenAPI, options.OperationMiddlewares["getOpenAPI"]...)
 	router.GET(options.BaseURL+"/docs", wrapper.GetDocs, options.OperationMiddlewares["getDocs"]...)
+	router.GET(options.BaseURL+"/docs/assets/:asset", wrapper.GetDocsAsset, options.OperationMiddlewares["getDocsAsset"]...)
 	router.GET(options.BaseURL+"/incidents", wrapper.ListIncidents, options.OperationMiddlewares["listIncidents"]...)
 	router.POST(options.BaseURL+"/incidents", wrapper.CreateIncident, options.OperationMiddlewares["createIncident"]...)
 	router.DELETE(options.BaseURL+"/incidents/:id", wrapper.DeleteIncident, options.OperationMiddlewares["deleteIncident"]...)

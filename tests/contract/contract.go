@@ -56,8 +56,10 @@ func Load() (*Checker, error) {
 func New(spec []byte) (*Checker, error) {
 	// Errors name the schema rule and the value's path, without dumping both.
 	openapi3.SchemaErrorDetailsDisabled = true
-	// The docs page is HTML: its schema is a string, as for text/plain.
-	openapi3filter.RegisterBodyDecoder("text/html", openapi3filter.PlainBodyDecoder)
+	// The docs page and its assets are text: their schema is a string, as for text/plain.
+	for _, ct := range []string{"text/html", "text/javascript", "text/css"} {
+		openapi3filter.RegisterBodyDecoder(ct, openapi3filter.PlainBodyDecoder)
+	}
 	loader := openapi3.NewLoader()
 	doc, err := loader.LoadFromData(spec)
 	if err != nil {
