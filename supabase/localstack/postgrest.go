@@ -15,13 +15,22 @@ import (
 	"time"
 )
 
-// PostgREST is a running PostgREST server.
+// PostgREST is a running PostgREST server, supervised: when the process dies
+// on its own it is started again on the same port, so a local stack keeps
+// answering after a crash as a hosted project would.
 type PostgREST struct {
-	URL  string
-	cmd  *exec.Cmd
-	out  *tailBuffer
-	done chan struct{} // closed when the process has exited
-	err  error         // its exit status, once done is closed
+	URL string
+	cmd func() *exec.Cmd // a new, unstarted process with the stack's settings
+	out *tailBuffer
+	w   io.Writer
+
+	mu       sync.Mutex
+	proc     *exec.Cmd
+	done     chan struct{} // closed when proc has exited
+	err      error         // proc's exit status, once done is closed
+	stopping bool
+	restarts int
+	watched  chan struct{} // closed when the supervisor has returned
 }
 
 // FindPostgREST locates the PostgREST binary: $POSTGREST_BIN, else the
@@ -38,14 +47,14 @@ func FindPostgREST(root string) (string, error) {
 }
 
 // StartPostgREST runs bin against dbURL (as the authenticator role) on a free
-// loopback port and waits until it serves requests.
+// loopback port, waits until it serves requests, and restarts it whenever it
+// exits until Stop.
 func StartPostgREST(ctx context.Context, bin, dbURL string, logw io.Writer) (*PostgREST, error) {
 	port, err := FreePort()
 	if err != nil {
 		return nil, err
 	}
-	cmd := exec.Command(bin)
-	cmd.Env = append(os.Environ(),
+	env := append(os.Environ(),
 		"PGRST_DB_URI="+dbURL,
 		"PGRST_DB_SCHEMAS=public",
 		"PGRST_DB_ANON_ROLE=anon",
@@ -61,50 +70,144 @@ func StartPostgREST(ctx context.Context, bin, dbURL string, logw io.Writer) (*Po
 	if logw != nil {
 		w = io.MultiWriter(out, logw)
 	}
-	cmd.Stdout, cmd.Stderr = w, w
-	// Its own process group, so Ctrl-C in a terminal reaches only our
-	// supervisor, which then stops it in order.
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGTERM}
-	if err := cmd.Start(); err != nil {
-		return nil, fmt.Errorf("localstack: start postgrest: %w", err)
+	p := &PostgREST{URL: fmt.Sprintf("http://127.0.0.1:%d", port), out: out, w: w, watched: make(chan struct{})}
+	p.cmd = func() *exec.Cmd {
+		cmd := exec.Command(bin)
+		cmd.Env = env
+		cmd.Stdout, cmd.Stderr = w, w
+		// Its own process group, so Ctrl-C in a terminal reaches only our
+		// supervisor, which then stops it in order.
+		cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGTERM}
+		return cmd
 	}
-	p := &PostgREST{URL: fmt.Sprintf("http://127.0.0.1:%d", port), cmd: cmd, out: out, done: make(chan struct{})}
+	p.mu.Lock()
+	err = p.spawn()
+	p.mu.Unlock()
+	if err != nil {
+		return nil, err
+	}
+	if err := p.waitReady(ctx, 30*time.Second); err != nil {
+		p.Stop()
+		return nil, err
+	}
+	go p.supervise()
+	return p, nil
+}
+
+// spawn starts a new process; p.mu is held.
+func (p *PostgREST) spawn() error {
+	cmd := p.cmd()
+	done := make(chan struct{})
+	if err := cmd.Start(); err != nil {
+		close(done)
+		p.proc, p.done, p.err = nil, done, err
+		return fmt.Errorf("localstack: start postgrest: %w", err)
+	}
+	p.proc, p.done, p.err = cmd, done, nil
 	go func() {
-		p.err = cmd.Wait()
-		close(p.done)
+		err := cmd.Wait()
+		p.mu.Lock()
+		p.err = err
+		p.mu.Unlock()
+		close(done)
 	}()
-	deadline := time.Now().Add(30 * time.Second)
+	return nil
+}
+
+// waitReady polls until PostgREST answers, its process exits, or timeout.
+func (p *PostgREST) waitReady(ctx context.Context, timeout time.Duration) error {
+	p.mu.Lock()
+	done := p.done
+	p.mu.Unlock()
+	deadline := time.Now().Add(timeout)
 	for {
 		resp, err := http.Get(p.URL + "/")
 		if err == nil {
 			resp.Body.Close()
 			if resp.StatusCode == http.StatusOK {
-				return p, nil
+				return nil
 			}
 		}
 		select {
-		case <-p.done:
-			return nil, fmt.Errorf("localstack: postgrest exited: %v\n%s", p.err, out.String())
+		case <-done:
+			p.mu.Lock()
+			err := p.err
+			p.mu.Unlock()
+			return fmt.Errorf("localstack: postgrest exited: %v\n%s", err, p.out.String())
 		case <-ctx.Done():
-			p.Stop()
-			return nil, ctx.Err()
+			return ctx.Err()
 		case <-time.After(50 * time.Millisecond):
 		}
 		if time.Now().After(deadline) {
-			p.Stop()
-			return nil, fmt.Errorf("localstack: postgrest not ready after 30 s\n%s", out.String())
+			return fmt.Errorf("localstack: postgrest not ready after %s\n%s", timeout, p.out.String())
 		}
 	}
 }
 
-// Stop terminates PostgREST and waits for it to exit.
+// supervise starts PostgREST again each time it exits, until Stop. The wait
+// between tries grows to 5 s, so a binary that cannot start does not spin.
+func (p *PostgREST) supervise() {
+	defer close(p.watched)
+	backoff := 100 * time.Millisecond
+	for {
+		p.mu.Lock()
+		done := p.done
+		p.mu.Unlock()
+		<-done
+		p.mu.Lock()
+		if p.stopping {
+			p.mu.Unlock()
+			return
+		}
+		fmt.Fprintf(p.w, "localstack: postgrest exited (%v); restarting in %s\n", p.err, backoff)
+		p.mu.Unlock()
+		time.Sleep(backoff)
+		p.mu.Lock()
+		if p.stopping {
+			p.mu.Unlock()
+			return
+		}
+		if err := p.spawn(); err != nil {
+			fmt.Fprintf(p.w, "%v\n", err)
+		} else {
+			p.restarts++
+		}
+		p.mu.Unlock()
+		backoff = min(backoff*2, 5*time.Second)
+	}
+}
+
+// Restarts tells how many times the supervisor has started PostgREST again.
+func (p *PostgREST) Restarts() int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.restarts
+}
+
+// Pid is the process id of the PostgREST running now (0 if none).
+func (p *PostgREST) Pid() int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.proc == nil || p.proc.Process == nil {
+		return 0
+	}
+	return p.proc.Process.Pid
+}
+
+// Stop terminates PostgREST, without a restart, and waits for it to exit.
 func (p *PostgREST) Stop() {
-	_ = p.cmd.Process.Signal(syscall.SIGTERM)
-	select {
-	case <-p.done:
-	case <-time.After(5 * time.Second):
-		_ = p.cmd.Process.Kill()
-		<-p.done
+	p.mu.Lock()
+	p.stopping = true
+	proc, done := p.proc, p.done
+	p.mu.Unlock()
+	if proc != nil && proc.Process != nil {
+		_ = proc.Process.Signal(syscall.SIGTERM)
+		select {
+		case <-done:
+		case <-time.After(5 * time.Second):
+			_ = proc.Process.Kill()
+			<-done
+		}
 	}
 }
 
