@@ -3,8 +3,10 @@ package gateway
 import (
 	"errors"
 	"fmt"
+	"net"
 	"net/url"
 	"reflect"
+	"strconv"
 	"strings"
 	"time"
 
@@ -18,6 +20,7 @@ import (
 	"github.com/fleetpilot/gateway/gateway/domain/fleet"
 	"github.com/fleetpilot/gateway/gateway/domain/identity"
 	"github.com/fleetpilot/gateway/gateway/domain/pcn"
+	"github.com/fleetpilot/gateway/gateway/telemetry"
 	"github.com/fleetpilot/gateway/supabase"
 )
 
@@ -73,6 +76,8 @@ type Config struct {
 	Credas credas.Config `env:"-" envPrefix:"CREDAS_"`
 	// Identity: the identity-check flow (CREDAS_WEBHOOK_BASE_URL, CREDAS_CONTACT_MODE, CREDAS_POLL_AFTER).
 	Identity identity.Config `env:"-" envPrefix:"CREDAS_"`
+	// Telemetry: OpenTelemetry traces and metrics (TELEMETRY_*); see docs/observability.md.
+	Telemetry telemetry.Config `env:"-" envPrefix:"TELEMETRY_"`
 }
 
 // DocumentsEnabled reports whether GCS signing is configured.
@@ -200,6 +205,9 @@ func (c Config) Validate() error {
 		// its job back sooner would hand the job to a second delivery while
 		// the first still works on it.
 		p = append(p, "PCN_STUCK_AFTER: must be longer than INTERNAL_REQUEST_TIMEOUT")
+	}
+	if _, port, err := net.SplitHostPort(c.Telemetry.MetricsAddr); err == nil && port == strconv.Itoa(c.Port) {
+		p = append(p, "TELEMETRY_METRICS_ADDR: must not be the API's PORT: the scrape stays off the public port")
 	}
 	if !c.Supabase.JWTRequireIssuer && c.Production() {
 		p = append(p, "SUPABASE_JWT_REQUIRE_ISSUER: may only be false with APP_ENV=development")

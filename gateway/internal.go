@@ -67,6 +67,7 @@ func (s *server) ResetStuckJobs(c *echo.Context) error {
 	if err != nil {
 		return upstream("Failed to reset stuck jobs", err)
 	}
+	s.metrics.Sweep(c.Request().Context(), "pcn_reset_stuck", res.Reset+res.Failed+res.Errors, res.Reset, 0, res.Failed+res.Errors)
 	return c.JSON(http.StatusOK, api.ResetStuckResult{Reset: res.Reset, Failed: res.Failed, Errors: res.Errors})
 }
 

@@ -12,6 +12,9 @@ import (
 	"time"
 
 	"github.com/labstack/echo/v5"
+	"go.opentelemetry.io/otel/trace"
+
+	"github.com/fleetpilot/gateway/gateway/telemetry"
 )
 
 const headerRequestID = "X-Request-ID"
@@ -30,7 +33,12 @@ func requestContext(base *slog.Logger, projectID string, timeout, internalTimeou
 				id = newRequestID()
 			}
 			c.Response().Header().Set(headerRequestID, id)
-			ri := &reqInfo{id: id, base: base, trace: traceAttrs(req.Header.Get("X-Cloud-Trace-Context"), projectID)}
+			ri := &reqInfo{id: id, base: base}
+			if !trace.SpanContextFromContext(req.Context()).IsValid() {
+				// Without telemetry, the log still groups by Google's trace
+				// header; with it, the logger adds the request span's trace.
+				ri.trace = traceAttrs(req.Header.Get("X-Cloud-Trace-Context"), projectID)
+			}
 			// The deadline bounds the request, but a client that goes away does not
 			// abort upstream calls mid-answer: they finish within the deadline, so
 			// their pooled connections survive (an aborted answer closes its
@@ -56,17 +64,22 @@ func requestContext(base *slog.Logger, projectID string, timeout, internalTimeou
 			if r, err := echo.UnwrapResponse(c.Response()); err == nil {
 				status, size = r.Status, r.Size
 			}
+			latency := time.Since(start)
+			tenant := ""
+			if ri.authed {
+				tenant = ri.principal.Tenant.String()
+			}
 			attrs := make([]slog.Attr, 0, 10)
 			attrs = append(attrs,
 				slog.String("request_id", id),
 				slog.String("method", req.Method),
 				slog.String("route", c.Path()),
 				slog.Int("status", status),
-				slog.Float64("latency_ms", float64(time.Since(start).Microseconds())/1000),
+				slog.Float64("latency_ms", float64(latency.Microseconds())/1000),
 				slog.Int64("bytes_out", size),
 			)
-			if ri.authed {
-				attrs = append(attrs, slog.String("tenant_id", ri.principal.Tenant.String()))
+			if tenant != "" {
+				attrs = append(attrs, slog.String("tenant_id", tenant))
 			}
 			for i := 0; i+1 < len(ri.trace); i += 2 {
 				attrs = append(attrs, slog.Any(ri.trace[i].(string), ri.trace[i+1]))
@@ -77,6 +90,29 @@ func requestContext(base *slog.Logger, projectID string, timeout, internalTimeou
 			}
 			base.LogAttrs(ctx, level, "request", attrs...)
 			return nil
+		}
+	}
+}
+
+// observeRequests counts each request by route, method and status, with its
+// latency. It runs outside requestContext, which renders errors, so it sees
+// the status the client got.
+func observeRequests(m *telemetry.Metrics) echo.MiddlewareFunc {
+	return func(next echo.HandlerFunc) echo.HandlerFunc {
+		return func(c *echo.Context) error {
+			start := time.Now()
+			err := next(c)
+			status := 0
+			if r, uerr := echo.UnwrapResponse(c.Response()); uerr == nil {
+				status = r.Status
+			}
+			ctx := c.Request().Context()
+			tenant := ""
+			if p, ok := principalFrom(ctx); ok {
+				tenant = p.Tenant.String()
+			}
+			m.Request(ctx, c.Request().Method, c.Path(), status, time.Since(start), tenant)
+			return err
 		}
 	}
 }

@@ -14,6 +14,7 @@ import (
 	"github.com/labstack/echo/v5/middleware"
 
 	"github.com/fleetpilot/gateway/gateway/api"
+	"github.com/fleetpilot/gateway/gateway/telemetry"
 	"github.com/fleetpilot/gateway/supabase"
 )
 
@@ -32,6 +33,8 @@ type Deps struct {
 	Identity IdentityService
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
+	// Telemetry traces and counts requests; nil turns it off.
+	Telemetry *telemetry.Telemetry
 }
 
 // server implements api.ServerInterface; one file per router holds its methods.
@@ -48,6 +51,7 @@ type server struct {
 	identity IdentityService
 	ready    *readiness
 	keys     *idempotency
+	metrics  *telemetry.Metrics
 }
 
 var _ api.ServerInterface = (*server)(nil)
@@ -65,7 +69,8 @@ func New(cfg Config, deps Deps) (*echo.Echo, error) {
 	if err != nil {
 		return nil, err
 	}
-	s := &server{cfg: cfg, db: deps.DB, log: deps.Logger, spec: spec, rules: rules, now: deps.Now, store: deps.Files, pcn: deps.PCN, vehicles: deps.Vehicles, identity: deps.Identity}
+	s := &server{cfg: cfg, db: deps.DB, log: deps.Logger, spec: spec, rules: rules, now: deps.Now, store: deps.Files, pcn: deps.PCN, vehicles: deps.Vehicles, identity: deps.Identity,
+		metrics: deps.Telemetry.Metrics()}
 	if s.now == nil {
 		s.now = time.Now
 	}
@@ -80,6 +85,11 @@ func New(cfg Config, deps Deps) (*echo.Echo, error) {
 	e.HTTPErrorHandler = handleError
 	e.IPExtractor = echo.ExtractIPDirect()
 
+	if deps.Telemetry != nil {
+		// Outermost, so that the access log line and every log line of the
+		// request carry its trace.
+		e.Use(echo.WrapMiddleware(deps.Telemetry.Middleware()), observeRequests(deps.Telemetry.Metrics()))
+	}
 	e.Use(requestContext(deps.Logger, cfg.GCPProjectID, cfg.RequestTimeout, cfg.InternalRequestTimeout))
 	e.Use(recoverPanic)
 	e.Use(securityHeaders)

@@ -20,6 +20,8 @@ import (
 	"time"
 
 	"github.com/go-resty/resty/v2"
+
+	"github.com/fleetpilot/gateway/gateway/telemetry"
 )
 
 // Config is the Supabase project: how to reach PostgREST and how to verify
@@ -196,7 +198,8 @@ func (c *Client) call(ctx context.Context, r request, consume func(header http.H
 				break
 			}
 		}
-		resp, err := c.execute(ctx, r, consume != nil)
+		// The resend count reaches the call's client span (telemetry transport).
+		resp, err := c.execute(telemetry.WithResend(ctx, i), r, consume != nil)
 		if err != nil {
 			lastErr = fmt.Errorf("%w: %s %s: %w", ErrUnavailable, r.method, r.table, err)
 			if ctx.Err() != nil {

@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/MicahParks/keyfunc/v3"
@@ -58,6 +59,7 @@ type Verifier struct {
 	parser        *jwt.Parser
 	cache         *tokenCache
 	nowFunc       func() time.Time
+	hits, misses  atomic.Int64
 }
 
 const (
@@ -145,13 +147,18 @@ type claims struct {
 	// user_metadata is deliberately not read: users can edit it.
 }
 
+// CacheStats counts verified-token cache hits and misses since start.
+func (v *Verifier) CacheStats() (hits, misses int64) { return v.hits.Load(), v.misses.Load() }
+
 // Verify checks the token and returns its principal. Any failure wraps ErrInvalidToken.
 func (v *Verifier) Verify(ctx context.Context, token string) (Principal, error) {
 	now := v.nowFunc()
 	if v.cache != nil {
 		if p, ok := v.cache.get(token, now); ok {
+			v.hits.Add(1)
 			return p, nil
 		}
+		v.misses.Add(1)
 	}
 	var c claims
 	_, err := v.parser.ParseWithClaims(token, &c, func(t *jwt.Token) (any, error) {

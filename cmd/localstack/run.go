@@ -93,6 +93,13 @@ func run(ctx context.Context, out io.Writer) error {
 		"INTERNAL_SECRET": envOr("INTERNAL_SECRET", internalSecret), "CORS_ALLOWED_ORIGINS": origins,
 		"GCS_BUCKET": localstack.Bucket,
 	}
+	// Telemetry: a Prometheus scrape on a loopback port and every trace,
+	// unless set; traces are written with TELEMETRY_TRACES=stderr or a file.
+	for k, v := range map[string]string{"TELEMETRY_METRICS_ADDR": "127.0.0.1:9464", "TELEMETRY_TRACE_SAMPLE_RATIO": "1"} {
+		if _, set := env[k]; !set {
+			env[k] = v
+		}
+	}
 	for k, v := range owned {
 		if old, set := env[k]; set && old != v && k != "PORT" && k != "LOG_LEVEL" {
 			log.Warn("setting ignored: the local stack sets it", "var", k)
@@ -155,8 +162,10 @@ Try:
   curl -s -X POST %[1]s/incidents -H "Authorization: Bearer %[6]s" -H 'Content-Type: application/json' \
     -d '{"vehicle_id":"a1a1a1a1-2222-4000-8000-000000000001","occurred_at":"2026-11-21T10:00:00Z","type":"damage","description":"Cracked wing mirror"}'
 
+%[10]s
 Ctrl-C stops everything.
-`, base, time.Since(start).Seconds(), stack.APIURL, stack.PostgREST.URL, stack.Postgres.Port, tokA, tokB, stack.Storage.Host, durability(settings))
+`, base, time.Since(start).Seconds(), stack.APIURL, stack.PostgREST.URL, stack.Postgres.Port, tokA, tokB, stack.Storage.Host, durability(settings),
+		telemetryHint(cfg))
 
 	select {
 	case err := <-served:
@@ -166,6 +175,23 @@ Ctrl-C stops everything.
 		log.Info("local stack stopping")
 		return err
 	}
+}
+
+// telemetryHint says where metrics and traces are.
+func telemetryHint(cfg gateway.Config) string {
+	if !cfg.Telemetry.Enabled {
+		return "Telemetry: off (TELEMETRY_ENABLED=false)\n"
+	}
+	h := "Telemetry (docs/observability.md):\n"
+	if cfg.Telemetry.MetricsAddr != "" {
+		h += "  Metrics: curl -s http://" + cfg.Telemetry.MetricsAddr + "/metrics | grep -E '^(http_server|fleetpilot)'\n"
+	}
+	if cfg.Telemetry.Traces != "" {
+		h += fmt.Sprintf("  Traces: %s (JSON spans, sampling %g)\n", cfg.Telemetry.Traces, cfg.Telemetry.SampleRatio)
+	} else {
+		h += "  Traces: not written; TELEMETRY_TRACES=stderr (or a file path) make run to see them\n"
+	}
+	return h
 }
 
 func waitReady(ctx context.Context, url string) error {

@@ -9,10 +9,14 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"runtime/debug"
+	"strings"
 	"sync"
 	"time"
 
 	cloudtasks "cloud.google.com/go/cloudtasks/apiv2"
+	"google.golang.org/api/option"
+	"google.golang.org/grpc"
 
 	"github.com/fleetpilot/gateway/gateway"
 	"github.com/fleetpilot/gateway/gateway/clients/claude"
@@ -24,6 +28,7 @@ import (
 	"github.com/fleetpilot/gateway/gateway/domain/identity"
 	"github.com/fleetpilot/gateway/gateway/domain/pcn"
 	"github.com/fleetpilot/gateway/gateway/domain/sweep"
+	"github.com/fleetpilot/gateway/gateway/telemetry"
 	"github.com/fleetpilot/gateway/supabase"
 )
 
@@ -54,11 +59,15 @@ type Options struct {
 type App struct {
 	Handler http.Handler
 	// PCN is the scanning pipeline, for callers that drive jobs directly.
-	PCN     *pcn.Service
+	PCN *pcn.Service
+	// Metrics is the Prometheus scrape (nil unless TELEMETRY_METRICS_ADDR is
+	// set); Serve runs it on its own listener.
+	Metrics http.Handler
 	cfg     gateway.Config
 	log     *slog.Logger
 	local   *tasks.Local
 	sweeps  *tasks.Paced
+	tel     *telemetry.Telemetry
 	closers []func() error
 }
 
@@ -70,28 +79,50 @@ func Build(ctx context.Context, cfg gateway.Config, log *slog.Logger, o Options)
 			a.Close()
 		}
 	}()
+	tcfg := cfg.Telemetry
+	tcfg.ProjectID, tcfg.ServiceName, tcfg.ServiceVersion = cfg.Tasks.ProjectID, "fleetpilot-gateway", version()
+	tel, err := telemetry.New(ctx, tcfg, log)
+	if err != nil {
+		return nil, err
+	}
+	a.tel, a.Metrics = tel, tel.MetricsHandler()
+	if tel != nil {
+		log = slog.New(telemetry.LogHandler(log.Handler(), cfg.Tasks.ProjectID))
+		a.log = log
+	}
 	hc, vendor := o.HTTPClient, o.HTTPClient
 	if hc == nil {
 		hc = supabase.NewHTTPClient(cfg.Supabase.MaxConns)
 	}
+	hc = tel.WrapClient(hc, telemetry.TransportOptions{Peers: supabasePeer, Propagate: true})
 	db := supabase.New(cfg.Supabase, hc)
 	verifier := o.Verifier
 	if verifier == nil {
-		if verifier, err = supabase.NewVerifier(ctx, cfg.Supabase.Verifier(), hc, log); err != nil {
+		v, err := supabase.NewVerifier(ctx, cfg.Supabase.Verifier(), hc, log)
+		if err != nil {
 			return nil, err
 		}
+		tel.Metrics().ObserveCache("token", v.CacheStats)
+		verifier = v
 	}
-	deps := gateway.Deps{Logger: log, DB: db, Verifier: verifier, Now: o.Now}
-	vendorClient := func() *http.Client {
-		if vendor != nil {
-			return vendor
+	deps := gateway.Deps{Logger: log, DB: db, Verifier: verifier, Now: o.Now, Telemetry: tel}
+	vendorClient := func(peer string) *http.Client {
+		c := vendor
+		if c == nil {
+			c = supabase.NewHTTPClient(0)
 		}
-		return supabase.NewHTTPClient(0)
+		return tel.WrapClient(c, telemetry.TransportOptions{Peer: peer})
 	}
 
 	files := o.Files
 	if files == nil && cfg.GCS.Enabled() {
-		client, err := gcs.NewClient(ctx, cfg.GCS)
+		var wrap func(http.RoundTripper) http.RoundTripper
+		if tel != nil {
+			wrap = func(rt http.RoundTripper) http.RoundTripper {
+				return tel.Transport(rt, telemetry.TransportOptions{Peers: googlePeer, Propagate: true})
+			}
+		}
+		client, err := gcs.NewClient(ctx, cfg.GCS, wrap)
 		if err != nil {
 			return nil, fmt.Errorf("gcs client: %w", err)
 		}
@@ -109,7 +140,7 @@ func Build(ctx context.Context, cfg gateway.Config, log *slog.Logger, o Options)
 
 	var extractor pcn.Extractor
 	if cfg.Claude.APIKey != "" {
-		if extractor, err = claude.New(cfg.Claude, vendorClient()); err != nil {
+		if extractor, err = claude.New(cfg.Claude, vendorClient(telemetry.PeerAnthropic)); err != nil {
 			return nil, err
 		}
 	} else {
@@ -132,9 +163,9 @@ func Build(ctx context.Context, cfg gateway.Config, log *slog.Logger, o Options)
 	var svc *pcn.Service
 	switch {
 	case o.Queue != nil:
-		svc = pcn.New(pcnCfg, db, reader, extractor, o.Queue, log)
+		svc = pcn.New(pcnCfg, db, reader, extractor, o.Queue, log, pcn.WithTelemetry(tel))
 	case cfg.Tasks.ProjectID != "":
-		tc, err := cloudtasks.NewClient(ctx)
+		tc, err := cloudtasks.NewClient(ctx, option.WithGRPCDialOption(grpc.WithChainUnaryInterceptor(tel.UnaryClientInterceptor(telemetry.PeerCloudTasks))))
 		if err != nil {
 			return nil, fmt.Errorf("cloud tasks client: %w", err)
 		}
@@ -143,23 +174,24 @@ func Build(ctx context.Context, cfg gateway.Config, log *slog.Logger, o Options)
 		if err != nil {
 			return nil, err
 		}
-		svc = pcn.New(pcnCfg, db, reader, extractor, queue, log)
+		svc = pcn.New(pcnCfg, db, reader, extractor, queue, log, pcn.WithTelemetry(tel))
 		if sweeps == nil {
 			sweeps = queue
 		}
 	default:
 		log.Warn("GCP_PROJECT_ID is not set: PCN jobs run in-process", "workers", cfg.Tasks.LocalWorkers)
 		a.local = tasks.NewLocal(cfg.Tasks.LocalWorkers, 1000, func(ctx context.Context, j tasks.Job) error { return svc.RunTask(ctx, j) }, log)
-		svc = pcn.New(pcnCfg, db, reader, extractor, a.local, log)
+		svc = pcn.New(pcnCfg, db, reader, extractor, a.local, log, pcn.WithTelemetry(tel))
 	}
 	deps.PCN, a.PCN = svc, svc
 
 	if cfg.DVLA.APIKey != "" {
-		dc, err := dvla.New(cfg.DVLA, vendorClient())
+		dc, err := dvla.New(cfg.DVLA, vendorClient(telemetry.PeerDVLA))
 		if err != nil {
 			return nil, err
 		}
 		cache := dvla.NewCache(dc, cfg.DVLA.CacheTTL, cfg.DVLA.NotFoundTTL, 50000)
+		tel.Metrics().ObserveCache("dvla", cache.Stats)
 		fleetSvc = fleet.New(cfg.Fleet, db, cache, sweeps, log)
 		deps.Vehicles = vehicles{cache, fleetSvc}
 	} else {
@@ -167,7 +199,7 @@ func Build(ctx context.Context, cfg gateway.Config, log *slog.Logger, o Options)
 	}
 
 	if cfg.Credas.APIKey != "" {
-		cc, err := credas.New(cfg.Credas, vendorClient())
+		cc, err := credas.New(cfg.Credas, vendorClient(telemetry.PeerCredas))
 		if err != nil {
 			return nil, err
 		}
@@ -185,6 +217,34 @@ func Build(ctx context.Context, cfg gateway.Config, log *slog.Logger, o Options)
 	log.Info("gateway wired", "env", cfg.AppEnv, "supabase_url", cfg.Supabase.URL, "hs256", cfg.Supabase.JWTSecret != "",
 		"documents", files != nil, "claude", extractor != nil, "cloud_tasks", cfg.Tasks.ProjectID != "", "dvla", cfg.DVLA.APIKey != "", "credas", cfg.Credas.APIKey != "")
 	return a, nil
+}
+
+// version is the VCS revision the binary was built from, when known.
+func version() string {
+	if bi, ok := debug.ReadBuildInfo(); ok {
+		for _, s := range bi.Settings {
+			if s.Key == "vcs.revision" {
+				return s.Value
+			}
+		}
+	}
+	return "dev"
+}
+
+// supabasePeer tells PostgREST from Supabase Auth (the JWKS) on their shared client.
+func supabasePeer(r *http.Request) string {
+	if strings.HasPrefix(r.URL.Path, "/auth/") {
+		return telemetry.PeerSupabaseAuth
+	}
+	return telemetry.PeerPostgREST
+}
+
+// googlePeer tells IAM signBlob from storage calls on the storage client.
+func googlePeer(r *http.Request) string {
+	if strings.HasPrefix(r.URL.Host, "iamcredentials.") {
+		return telemetry.PeerIAM
+	}
+	return telemetry.PeerGCS
 }
 
 // vehicles joins the cached DVLA lookup and the fleet refreshes.
@@ -219,6 +279,18 @@ func (a *App) Serve(ctx context.Context, ln net.Listener) error {
 				a.log.Warn("in-process jobs did not finish in time; reset-stuck will requeue them", "err", err)
 			}
 		})
+	}
+	if a.Metrics != nil {
+		// Its own listener on TELEMETRY_METRICS_ADDR, never the API's port:
+		// on Cloud Run only PORT is reachable from outside.
+		mln, err := net.Listen("tcp", a.cfg.Telemetry.MetricsAddr)
+		if err != nil {
+			return fmt.Errorf("metrics listener: %w", err)
+		}
+		msrv := &http.Server{Handler: a.Metrics, ReadHeaderTimeout: 5 * time.Second}
+		drained.Go(func() { _ = msrv.Serve(mln) })
+		drained.Go(func() { <-stopped.Done(); _ = msrv.Close() })
+		a.log.Info("metrics listening", "url", "http://"+mln.Addr().String()+"/metrics")
 	}
 	err := gateway.ServeListener(ctx, srv, ln, a.log, ShutdownGrace)
 	stop() // also when serving failed without a signal
@@ -255,7 +327,7 @@ func runSweepTask(ctx context.Context, f *fleet.Service, id *identity.Service, t
 	return nil
 }
 
-// Close releases the clients (and stops in-process workers if Serve did not).
+// Close releases the clients (and stops in-process workers if Serve did not) and flushes telemetry.
 func (a *App) Close() {
 	ctx, cancel := context.WithTimeout(context.Background(), ShutdownGrace)
 	defer cancel()
@@ -267,5 +339,12 @@ func (a *App) Close() {
 	}
 	for _, c := range a.closers {
 		_ = c()
+	}
+	if a.tel != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		if err := a.tel.Shutdown(ctx); err != nil {
+			a.log.Warn("telemetry not flushed", "err", err)
+		}
 	}
 }

@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -21,6 +22,7 @@ type Cache struct {
 	entries    map[string]*list.Element // of *cacheEntry
 	order      *list.List               // most recently stored at the front
 	inflight   map[string]*call
+	hits, miss atomic.Int64
 }
 
 type cacheEntry struct {
@@ -42,6 +44,10 @@ func NewCache(c *Client, ttl, notFoundTTL time.Duration, max int) *Cache {
 		entries: map[string]*list.Element{}, order: list.New(), inflight: map[string]*call{}}
 }
 
+// Stats counts lookups answered from the cache (hits) and the others
+// (misses, including fresh lookups and those that joined a running call).
+func (k *Cache) Stats() (hits, misses int64) { return k.hits.Load(), k.miss.Load() }
+
 // Lookup answers from the cache, or joins the lookup already running for
 // vrm, or starts one. fresh skips the cache (but still shares a running call).
 func (k *Cache) Lookup(ctx context.Context, vrm, correlationID string, fresh bool) (Vehicle, error) {
@@ -49,9 +55,11 @@ func (k *Cache) Lookup(ctx context.Context, vrm, correlationID string, fresh boo
 	if el, ok := k.entries[vrm]; ok && !fresh {
 		if e := el.Value.(*cacheEntry); k.now().Before(e.until) {
 			k.mu.Unlock()
+			k.hits.Add(1)
 			return e.v, e.err
 		}
 	}
+	k.miss.Add(1)
 	cl, running := k.inflight[vrm]
 	if !running {
 		cl = &call{done: make(chan struct{})}

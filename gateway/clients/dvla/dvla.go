@@ -2,6 +2,8 @@
 package dvla
 
 import (
+	"github.com/fleetpilot/gateway/gateway/telemetry"
+
 	"bytes"
 	"context"
 	"encoding/json"
@@ -163,7 +165,7 @@ func (c *Client) Lookup(ctx context.Context, vrm, correlationID string) (Vehicle
 			case <-t.C:
 			}
 		}
-		v, err := c.once(ctx, body, correlationID)
+		v, err := c.once(telemetry.WithResend(ctx, try), body, correlationID)
 		var ue *UnavailableError
 		if !errors.As(err, &ue) {
 			return v, err

@@ -15,7 +15,10 @@ import (
 	"time"
 
 	"cloud.google.com/go/storage"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/trace"
 	"google.golang.org/api/option"
+	htransport "google.golang.org/api/transport/http"
 )
 
 // ErrNotFound means the object does not exist.
@@ -132,6 +135,8 @@ type Upload struct {
 // SignedUpload signs a PUT of object bound to contentType and to exactly size bytes.
 // Signing through IAM is bounded by ctx and a small retry budget.
 func (s *Store) SignedUpload(ctx context.Context, object, contentType string, size int64, ttl time.Duration) (Upload, error) {
+	ctx, end := s.signSpan(ctx, http.MethodPut)
+	defer end()
 	rng := strconv.FormatInt(size, 10) + "," + strconv.FormatInt(size, 10)
 	exp := s.now().Add(ttl)
 	u, err := s.bucket.SignedURL(object, s.opts(ctx, http.MethodPut, exp, func(o *storage.SignedURLOptions) {
@@ -149,6 +154,8 @@ func (s *Store) SignedUpload(ctx context.Context, object, contentType string, si
 
 // SignedDownload signs a GET of object that the browser saves as filename.
 func (s *Store) SignedDownload(ctx context.Context, object, filename string, ttl time.Duration) (string, time.Time, error) {
+	ctx, end := s.signSpan(ctx, http.MethodGet)
+	defer end()
 	exp := s.now().Add(ttl)
 	u, err := s.bucket.SignedURL(object, s.opts(ctx, http.MethodGet, exp, func(o *storage.SignedURLOptions) {
 		o.QueryParameters = url.Values{"response-content-disposition": {ContentDisposition(filename)}}
@@ -157,6 +164,20 @@ func (s *Store) SignedDownload(ctx context.Context, object, filename string, ttl
 		return "", time.Time{}, fmt.Errorf("gcs: sign download: %w", err)
 	}
 	return u, exp, nil
+}
+
+// signSpan times a signature as a child of the request's span (local RSA
+// signing costs CPU; IAM signBlob is a round trip, whose client span is the
+// child of this one). The provider is the request span's own, so the store
+// needs no telemetry of its own.
+func (s *Store) signSpan(ctx context.Context, method string) (context.Context, func()) {
+	signer := "key"
+	if s.iam != nil {
+		signer = "iam"
+	}
+	ctx, span := trace.SpanFromContext(ctx).TracerProvider().Tracer("github.com/fleetpilot/gateway/gcs").Start(ctx, "gcs.sign "+method,
+		trace.WithAttributes(attribute.String("fleetpilot.gcs.signer", signer), attribute.String("http.request.method", method)))
+	return ctx, func() { span.End() }
 }
 
 func (s *Store) opts(ctx context.Context, method string, exp time.Time, f func(*storage.SignedURLOptions)) *storage.SignedURLOptions {
@@ -198,12 +219,33 @@ func (s *Store) Stat(ctx context.Context, object string) (Attrs, error) {
 
 // NewClient builds the storage client for cfg: with the service-account key
 // when there is one, else Application Default Credentials (the Cloud Run
-// identity).
-func NewClient(ctx context.Context, cfg Config) (*storage.Client, error) {
+// identity). wrap, when not nil, wraps the authenticated transport that
+// every storage call goes through (telemetry).
+func NewClient(ctx context.Context, cfg Config, wrap func(http.RoundTripper) http.RoundTripper) (*storage.Client, error) {
+	var opts []option.ClientOption
 	if cfg.ServiceAccountJSON != "" {
-		return storage.NewClient(ctx, option.WithAuthCredentialsJSON(option.ServiceAccount, []byte(cfg.ServiceAccountJSON)))
+		opts = append(opts, option.WithAuthCredentialsJSON(option.ServiceAccount, []byte(cfg.ServiceAccountJSON)))
 	}
-	return storage.NewClient(ctx)
+	if wrap == nil {
+		return storage.NewClient(ctx, opts...)
+	}
+	hc, err := AuthorizedClient(ctx, append(opts, option.WithScopes(storage.ScopeFullControl))...)
+	if err != nil {
+		return nil, err
+	}
+	hc.Transport = wrap(hc.Transport)
+	return storage.NewClient(ctx, option.WithHTTPClient(hc))
+}
+
+// AuthorizedClient is an HTTP client that adds Google credentials (opts, else
+// Application Default Credentials) to each call, so that a caller can wrap
+// its transport and hand it over with option.WithHTTPClient.
+func AuthorizedClient(ctx context.Context, opts ...option.ClientOption) (*http.Client, error) {
+	hc, _, err := htransport.NewClient(ctx, opts...)
+	if err != nil {
+		return nil, fmt.Errorf("gcs: http client: %w", err)
+	}
+	return hc, nil
 }
 
 // ErrTooLarge means the object is larger than the caller accepts.

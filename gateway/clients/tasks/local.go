@@ -6,6 +6,9 @@ import (
 	"log/slog"
 	"sync"
 	"time"
+
+	"go.opentelemetry.io/otel/propagation"
+	"go.opentelemetry.io/otel/trace"
 )
 
 // ErrRetry, returned by a Local handler, asks for the job to be run again
@@ -21,7 +24,7 @@ var ErrFull = errors.New("tasks: local queue is full")
 type Local struct {
 	handle   func(ctx context.Context, j Job) error
 	log      *slog.Logger
-	queue    chan Job
+	queue    chan queued
 	wg       sync.WaitGroup
 	ctx      context.Context
 	cancel   context.CancelFunc
@@ -31,10 +34,17 @@ type Local struct {
 	closed   bool
 }
 
+// queued is a job and the trace of the request that queued it, so that the
+// job's spans join that trace as they would through Cloud Tasks' headers.
+type queued struct {
+	job   Job
+	trace propagation.MapCarrier
+}
+
 // NewLocal starts workers goroutines running handle.
 func NewLocal(workers, capacity int, handle func(ctx context.Context, j Job) error, log *slog.Logger) *Local {
 	ctx, cancel := context.WithCancel(context.Background())
-	l := &Local{handle: handle, log: log, queue: make(chan Job, capacity), ctx: ctx, cancel: cancel,
+	l := &Local{handle: handle, log: log, queue: make(chan queued, capacity), ctx: ctx, cancel: cancel,
 		backoff: 2 * time.Second, maxTries: 5}
 	for range workers {
 		l.wg.Go(l.work)
@@ -49,8 +59,13 @@ func (l *Local) Enqueue(ctx context.Context, j Job, _ int) error {
 	if l.closed {
 		return errors.New("tasks: local queue closed")
 	}
+	q := queued{job: j}
+	if trace.SpanContextFromContext(ctx).IsValid() {
+		q.trace = propagation.MapCarrier{}
+		propagation.TraceContext{}.Inject(ctx, q.trace)
+	}
 	select {
-	case l.queue <- j:
+	case l.queue <- q:
 		l.log.InfoContext(ctx, "job queued in-process", "job_id", j.JobID, "tenant_id", j.TenantID)
 		return nil
 	default:
@@ -59,9 +74,13 @@ func (l *Local) Enqueue(ctx context.Context, j Job, _ int) error {
 }
 
 func (l *Local) work() {
-	for j := range l.queue {
+	for q := range l.queue {
+		j, ctx := q.job, l.ctx
+		if q.trace != nil {
+			ctx = propagation.TraceContext{}.Extract(ctx, q.trace)
+		}
 		for try := 1; ; try++ {
-			err := l.handle(l.ctx, j)
+			err := l.handle(ctx, j)
 			if !errors.Is(err, ErrRetry) || try >= l.maxTries || l.ctx.Err() != nil {
 				if err != nil && !errors.Is(err, ErrRetry) {
 					l.log.Error("in-process job failed", "job_id", j.JobID, "err", err)

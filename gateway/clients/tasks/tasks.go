@@ -13,6 +13,7 @@ import (
 
 	cloudtasks "cloud.google.com/go/cloudtasks/apiv2"
 	"cloud.google.com/go/cloudtasks/apiv2/cloudtaskspb"
+	"go.opentelemetry.io/otel/propagation"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/types/known/durationpb"
@@ -96,6 +97,9 @@ func (c *CloudTasks) Enqueue(ctx context.Context, j Job, generation int) error {
 		Headers:    map[string]string{"Content-Type": "application/json", "X-Internal-Secret": c.cfg.InternalSecret},
 		Body:       body,
 	}
+	// traceparent: the delivery's server span joins the trace of the request
+	// that queued the job.
+	propagation.TraceContext{}.Inject(ctx, propagation.MapCarrier(req.Headers))
 	if c.cfg.ServiceAccount != "" {
 		req.AuthorizationHeader = &cloudtaskspb.HttpRequest_OidcToken{OidcToken: &cloudtaskspb.OidcToken{
 			ServiceAccountEmail: c.cfg.ServiceAccount, Audience: c.cfg.TargetBaseURL}}

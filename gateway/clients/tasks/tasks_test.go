@@ -14,11 +14,16 @@ import (
 
 	cloudtasks "cloud.google.com/go/cloudtasks/apiv2"
 	"cloud.google.com/go/cloudtasks/apiv2/cloudtaskspb"
+	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
+	"go.opentelemetry.io/otel/sdk/trace/tracetest"
 	"google.golang.org/api/option"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/status"
+	"strings"
+
+	"github.com/fleetpilot/gateway/gateway/telemetry"
 )
 
 // fakeTasks is a Cloud Tasks gRPC server that remembers task names, as the
@@ -157,5 +162,61 @@ func TestLocalFull(t *testing.T) {
 	}
 	if !errors.Is(err, ErrFull) {
 		t.Fatalf("err = %v, want ErrFull", err)
+	}
+}
+
+// TestCloudTasksCarriesTrace: the task's HTTP request carries the queuing
+// request's traceparent, so its delivery joins that trace; the CreateTask
+// call is a client span of that request.
+func TestCloudTasksCarriesTrace(t *testing.T) {
+	exp := tracetest.NewInMemoryExporter()
+	tel, err := telemetry.NewForTest(exp, sdkmetric.NewManualReader())
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := &fakeTasks{seen: map[string]bool{}}
+	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	gs := grpc.NewServer()
+	cloudtaskspb.RegisterCloudTasksServer(gs, f)
+	go func() { _ = gs.Serve(lis) }()
+	t.Cleanup(gs.Stop)
+	c, err := cloudtasks.NewClient(context.Background(), option.WithEndpoint(lis.Addr().String()), option.WithoutAuthentication(),
+		option.WithGRPCDialOption(grpc.WithTransportCredentials(insecure.NewCredentials())),
+		option.WithGRPCDialOption(grpc.WithChainUnaryInterceptor(tel.UnaryClientInterceptor(telemetry.PeerCloudTasks))))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	q, err := NewCloudTasks(Config{ProjectID: "proj", Location: "europe-west2", Queue: "pcn-extract",
+		TargetBaseURL: "https://gw.example", InternalSecret: "s3cret"}, c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, span := tel.Tracer().Start(context.Background(), "POST /violations/scan")
+	if err := q.Enqueue(ctx, Job{JobID: "11111111-0000-4000-8000-000000000001", TenantID: "aaaaaaaa-0000-4000-8000-000000000001"}, 0); err != nil {
+		t.Fatal(err)
+	}
+	span.End()
+	sc := span.SpanContext()
+	tp := f.reqs[0].GetTask().GetHttpRequest().GetHeaders()["traceparent"]
+	if !strings.HasPrefix(tp, "00-"+sc.TraceID().String()+"-") {
+		t.Errorf("task traceparent %q, want trace %s", tp, sc.TraceID())
+	}
+	var call tracetest.SpanStub
+	for _, s := range exp.GetSpans() {
+		if s.Name == "cloudtasks CreateTask" {
+			call = s
+		}
+	}
+	if call.Parent.SpanID() != sc.SpanID() {
+		t.Errorf("CreateTask span parent %s, want %s (spans %v)", call.Parent.SpanID(), sc.SpanID(), exp.GetSpans())
+	}
+	for _, a := range call.Attributes {
+		if strings.Contains(a.Value.Emit(), "s3cret") || strings.Contains(a.Value.Emit(), "11111111") {
+			t.Errorf("CreateTask span attribute %s = %s", a.Key, a.Value.Emit())
+		}
 	}
 }

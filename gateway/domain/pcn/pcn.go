@@ -13,7 +13,10 @@ import (
 	"time"
 
 	"github.com/fleetpilot/gateway/gateway/clients/claude"
+	"go.opentelemetry.io/otel/trace"
+
 	"github.com/fleetpilot/gateway/gateway/clients/tasks"
+	"github.com/fleetpilot/gateway/gateway/telemetry"
 	"github.com/fleetpilot/gateway/supabase"
 )
 
@@ -89,6 +92,8 @@ type Service struct {
 	now   func() time.Time
 	slots chan struct{} // one per extraction allowed at once
 	quota func(context.Context, supabase.TenantID) error
+	m     *telemetry.Metrics
+	trace trace.Tracer
 }
 
 // WithQuota makes every new scan job first take one unit of the tenant's
@@ -98,8 +103,17 @@ func (s *Service) WithQuota(take func(context.Context, supabase.TenantID) error)
 	return s
 }
 
+// Option adjusts a Service.
+type Option func(*Service)
+
+// WithTelemetry makes each job delivery a span and counts deliveries by
+// outcome, with their duration.
+func WithTelemetry(t *telemetry.Telemetry) Option {
+	return func(s *Service) { s.m, s.trace = t.Metrics(), t.Tracer() }
+}
+
 // New builds the service.
-func New(cfg Config, db *supabase.Client, files ObjectReader, x Extractor, queue Queue, log *slog.Logger) *Service {
+func New(cfg Config, db *supabase.Client, files ObjectReader, x Extractor, queue Queue, log *slog.Logger, opts ...Option) *Service {
 	if cfg.MaxAttempts <= 0 {
 		cfg.MaxAttempts = 3
 	}
@@ -112,8 +126,12 @@ func New(cfg Config, db *supabase.Client, files ObjectReader, x Extractor, queue
 	if cfg.MaxConcurrent <= 0 {
 		cfg.MaxConcurrent = 2
 	}
-	return &Service{db: db, files: files, x: x, queue: queue, cfg: cfg, log: log, now: time.Now,
-		slots: make(chan struct{}, cfg.MaxConcurrent)}
+	s := &Service{db: db, files: files, x: x, queue: queue, cfg: cfg, log: log, now: time.Now,
+		slots: make(chan struct{}, cfg.MaxConcurrent), trace: (*telemetry.Telemetry)(nil).Tracer()}
+	for _, o := range opts {
+		o(s)
+	}
+	return s
 }
 
 const tableJobs = "pcn_jobs"

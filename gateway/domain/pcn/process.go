@@ -10,11 +10,15 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/fleetpilot/gateway/gateway/clients/claude"
 	"github.com/fleetpilot/gateway/gateway/clients/gcs"
 	"github.com/fleetpilot/gateway/gateway/clients/tasks"
 	"github.com/fleetpilot/gateway/gateway/domain/vrm"
+	"github.com/fleetpilot/gateway/gateway/telemetry"
 	"github.com/fleetpilot/gateway/supabase"
 )
 
@@ -81,7 +85,23 @@ func (s *Service) RunTask(ctx context.Context, j tasks.Job) error {
 // Process is one delivery of a job: claim it atomically, do the work, and
 // finish it. At most one delivery can hold the claim: the conditional PATCH
 // (status=queued and the attempts read before) matches for one of them only.
-func (s *Service) Process(ctx context.Context, tenant supabase.TenantID, jobID string) (Result, error) {
+func (s *Service) Process(ctx context.Context, tenant supabase.TenantID, jobID string) (res Result, err error) {
+	start := time.Now()
+	// A consumer span: its parent is the request that queued the job (through
+	// the task's traceparent, or the in-process queue's context).
+	ctx, span := s.trace.Start(ctx, "pcn.process", trace.WithSpanKind(trace.SpanKindConsumer))
+	defer func() {
+		span.SetAttributes(attribute.String(telemetry.AttrJobOutcome, string(res.Outcome)))
+		if err != nil {
+			span.SetStatus(codes.Error, "")
+		}
+		span.End()
+		s.m.Job(ctx, string(res.Outcome), time.Since(start))
+	}()
+	return s.process(ctx, tenant, jobID)
+}
+
+func (s *Service) process(ctx context.Context, tenant supabase.TenantID, jobID string) (Result, error) {
 	// Bound the extractions (and the documents they hold) per instance. A
 	// delivery beyond the bound touches nothing, so it spends no attempt.
 	select {

@@ -1,0 +1,141 @@
+package telemetry
+
+import (
+	"context"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+
+	"go.opentelemetry.io/otel/propagation"
+	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
+	"go.opentelemetry.io/otel/sdk/trace/tracetest"
+	"go.opentelemetry.io/otel/trace"
+)
+
+func TestPathTemplate(t *testing.T) {
+	tests := []struct{ in, want string }{
+		{"/rest/v1/pcn_jobs", "/rest/v1/pcn_jobs"},
+		{"/auth/v1/.well-known/jwks.json", "/auth/v1/.well-known/jwks.json"},
+		{"/storage/v1/b/fleet-docs/o/aaaaaaaa-0000%2Fvehicle%2Fx.pdf", "/storage/v1/b/fleet-docs/o/{id}"},
+		{"/saas-rental-492618-documents/aaaaaaaa-0000-4000-8000-000000000001/vehicle/d1/pcn/e1_Ticket.pdf",
+			"/{id}/{id}/vehicle/{id}/pcn/{id}"},
+		{"/v1/projects/-/serviceAccounts/docs@p.iam.gserviceaccount.com:signBlob", "/v1/projects/-/serviceAccounts/{id}"},
+		{"/api/v2/ci/processes/3f1c2d", "/api/v2/ci/processes/{id}"},
+		{"/vehicle-enquiry/v1/vehicles", "/vehicle-enquiry/v1/vehicles"},
+		{"/customers/abcdefabcdefabcdefabcdefabcdefabcdefabcdef", "/customers/{id}"},
+		{"", "/"},
+	}
+	for _, tc := range tests {
+		if got := PathTemplate(tc.in); got != tc.want {
+			t.Errorf("PathTemplate(%q) = %q, want %q", tc.in, got, tc.want)
+		}
+	}
+}
+
+func TestCloudTraceContext(t *testing.T) {
+	p := Propagator()
+	tests := []struct {
+		name        string
+		headers     map[string]string
+		wantTrace   string
+		wantSpan    string
+		wantSampled bool
+	}{
+		{"cloud header", map[string]string{"X-Cloud-Trace-Context": "105445aa7843bc8bf206b12000100000/1;o=1"},
+			"105445aa7843bc8bf206b12000100000", "0000000000000001", true},
+		{"not sampled", map[string]string{"X-Cloud-Trace-Context": "105445aa7843bc8bf206b12000100000/18446744073709551615;o=0"},
+			"105445aa7843bc8bf206b12000100000", "ffffffffffffffff", false},
+		{"traceparent wins", map[string]string{
+			"traceparent":           "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
+			"X-Cloud-Trace-Context": "105445aa7843bc8bf206b12000100000/1;o=1"},
+			"4bf92f3577b34da6a3ce929d0e0e4736", "00f067aa0ba902b7", true},
+		{"malformed", map[string]string{"X-Cloud-Trace-Context": "zz/1;o=1"}, "", "", false},
+		{"zero span", map[string]string{"X-Cloud-Trace-Context": "105445aa7843bc8bf206b12000100000/0;o=1"}, "", "", false},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			h := http.Header{}
+			for k, v := range tc.headers {
+				h.Set(k, v)
+			}
+			sc := trace.SpanContextFromContext(p.Extract(context.Background(), propagation.HeaderCarrier(h)))
+			if tc.wantTrace == "" {
+				if sc.IsValid() {
+					t.Fatalf("extracted %v from a malformed header", sc)
+				}
+				return
+			}
+			if sc.TraceID().String() != tc.wantTrace || sc.SpanID().String() != tc.wantSpan || sc.IsSampled() != tc.wantSampled || !sc.IsRemote() {
+				t.Errorf("got %s/%s sampled=%v remote=%v", sc.TraceID(), sc.SpanID(), sc.IsSampled(), sc.IsRemote())
+			}
+		})
+	}
+}
+
+// TestTransportNeverRecordsQuery: the query string, headers and the body of
+// a call stay out of the span, raw (before the export redaction) as well.
+func TestTransportNeverRecordsQuery(t *testing.T) {
+	exp := tracetest.NewInMemoryExporter()
+	tel, err := NewForTest(exp, sdkmetric.NewManualReader())
+	if err != nil {
+		t.Fatal(err)
+	}
+	var gotParent string
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		gotParent = r.Header.Get("traceparent")
+		w.WriteHeader(http.StatusBadGateway)
+	}))
+	defer srv.Close()
+	raw := tracetest.NewInMemoryExporter()
+	tel.tp.RegisterSpanProcessor(sdkSyncer(raw))
+	ctx, parent := tel.Tracer().Start(context.Background(), "parent")
+	hc := tel.WrapClient(srv.Client(), TransportOptions{Peer: PeerDVLA})
+	req, _ := http.NewRequestWithContext(WithResend(ctx, 2), http.MethodPost, srv.URL+"/v1/vehicles/AB12CDE?token=s3cret&id=eq.42",
+		strings.NewReader(`{"registrationNumber":"AB12CDE"}`))
+	req.Header.Set("x-api-key", "dvla-key")
+	resp, err := hc.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	parent.End()
+	if gotParent != "" {
+		t.Errorf("traceparent %q sent to a third party", gotParent)
+	}
+	for _, spans := range []tracetest.SpanStubs{raw.GetSpans(), exp.GetSpans()} {
+		var call tracetest.SpanStub
+		for _, s := range spans {
+			if s.Name != "parent" {
+				call = s
+			}
+			for _, a := range s.Attributes {
+				for _, secret := range []string{"s3cret", "eq.42", "AB12CDE", "dvla-key", "token"} {
+					if strings.Contains(a.Value.Emit(), secret) || strings.Contains(s.Name, secret) {
+						t.Errorf("span %q attribute %s carries %q", s.Name, a.Key, secret)
+					}
+				}
+			}
+		}
+		if call.Name != "dvla POST /v1/vehicles/{id}" {
+			t.Fatalf("call span %q", call.Name)
+		}
+		want := map[string]string{AttrPeer: "dvla", "http.response.status_code": "502", "http.request.resend_count": "2", "error.type": "502"}
+		for k, v := range want {
+			found := false
+			for _, a := range call.Attributes {
+				if string(a.Key) == k && a.Value.Emit() == v {
+					found = true
+				}
+			}
+			if !found {
+				t.Errorf("attribute %s=%s missing from %v", k, v, call.Attributes)
+			}
+		}
+	}
+}
+
+func sdkSyncer(e *tracetest.InMemoryExporter) sdktrace.SpanProcessor {
+	return sdktrace.NewSimpleSpanProcessor(e)
+}
