@@ -50,7 +50,8 @@ func (f *fakeTasks) CreateTask(_ context.Context, r *cloudtaskspb.CreateTaskRequ
 	return r.GetTask(), nil
 }
 
-func startFake(t *testing.T) (*fakeTasks, *cloudtasks.Client) {
+// startFake serves a fake queue; opts are added to the client's.
+func startFake(t *testing.T, opts ...option.ClientOption) (*fakeTasks, *cloudtasks.Client) {
 	t.Helper()
 	f := &fakeTasks{seen: map[string]bool{}}
 	lis, err := net.Listen("tcp", "127.0.0.1:0")
@@ -61,8 +62,8 @@ func startFake(t *testing.T) (*fakeTasks, *cloudtasks.Client) {
 	cloudtaskspb.RegisterCloudTasksServer(gs, f)
 	go func() { _ = gs.Serve(lis) }()
 	t.Cleanup(gs.Stop)
-	c, err := cloudtasks.NewClient(context.Background(), option.WithEndpoint(lis.Addr().String()), option.WithoutAuthentication(),
-		option.WithGRPCDialOption(grpc.WithTransportCredentials(insecure.NewCredentials())))
+	c, err := cloudtasks.NewClient(context.Background(), append([]option.ClientOption{option.WithEndpoint(lis.Addr().String()), option.WithoutAuthentication(),
+		option.WithGRPCDialOption(grpc.WithTransportCredentials(insecure.NewCredentials()))}, opts...)...)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -174,22 +175,7 @@ func TestCloudTasksCarriesTrace(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	f := &fakeTasks{seen: map[string]bool{}}
-	lis, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	gs := grpc.NewServer()
-	cloudtaskspb.RegisterCloudTasksServer(gs, f)
-	go func() { _ = gs.Serve(lis) }()
-	t.Cleanup(gs.Stop)
-	c, err := cloudtasks.NewClient(context.Background(), option.WithEndpoint(lis.Addr().String()), option.WithoutAuthentication(),
-		option.WithGRPCDialOption(grpc.WithTransportCredentials(insecure.NewCredentials())),
-		option.WithGRPCDialOption(grpc.WithChainUnaryInterceptor(tel.UnaryClientInterceptor(telemetry.PeerCloudTasks))))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { c.Close() })
+	f, c := startFake(t, option.WithGRPCDialOption(grpc.WithChainUnaryInterceptor(tel.UnaryClientInterceptor(telemetry.PeerCloudTasks))))
 	q, err := NewCloudTasks(Config{ProjectID: "proj", Location: "europe-west2", Queue: "pcn-extract",
 		TargetBaseURL: "https://gw.example", InternalSecret: "s3cret"}, c)
 	if err != nil {
