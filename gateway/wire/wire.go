@@ -127,7 +127,18 @@ func Build(ctx context.Context, cfg gateway.Config, log *slog.Logger, o Options)
 			return nil, fmt.Errorf("gcs client: %w", err)
 		}
 		a.closers = append(a.closers, client.Close)
-		if files, err = gcs.New(cfg.GCS, client); err != nil {
+		gcfg := cfg.GCS
+		if wrap != nil && gcfg.SignerEmail != "" && len(gcfg.IAMOptions) == 0 {
+			// signBlob through the same traced transport: its client span is a
+			// child of the request's gcs.sign span.
+			iam, err := gcs.AuthorizedClient(ctx, option.WithScopes("https://www.googleapis.com/auth/cloud-platform"))
+			if err != nil {
+				return nil, err
+			}
+			iam.Transport = wrap(iam.Transport)
+			gcfg.IAMOptions = []option.ClientOption{option.WithHTTPClient(iam)}
+		}
+		if files, err = gcs.New(gcfg, client); err != nil {
 			return nil, err
 		}
 	}

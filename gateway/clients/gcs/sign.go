@@ -11,6 +11,8 @@ import (
 	"google.golang.org/api/googleapi"
 	"google.golang.org/api/iamcredentials/v1"
 	"google.golang.org/api/option"
+
+	"github.com/fleetpilot/gateway/gateway/telemetry"
 )
 
 // signBlobTries is the retry budget of one IAM signBlob signature. The
@@ -47,7 +49,7 @@ func (s *iamSigner) signer(ctx context.Context) func([]byte) ([]byte, error) {
 		var err error
 		for try := 1; ; try++ {
 			var resp *iamcredentials.SignBlobResponse
-			resp, err = s.svc.Projects.ServiceAccounts.SignBlob(s.name, req).Context(ctx).Do()
+			resp, err = s.svc.Projects.ServiceAccounts.SignBlob(s.name, req).Context(telemetry.WithResend(ctx, try-1)).Do()
 			if err == nil {
 				out, derr := base64.StdEncoding.DecodeString(resp.SignedBlob)
 				if derr != nil {
