@@ -222,6 +222,12 @@ func TestTelemetryPCNJobJoinsTrace(t *testing.T) {
 	a := newTracedApp(t, true, nil)
 	w := &pcnWorld{vehicles: oneVehicle, bookings: oneBooking}
 	w.install(a.up)
+	a.up.onFunc(http.MethodGet, "pcn_jobs", func(r captured) (int, string) {
+		if r.Query.Get("document_id") != "" {
+			return 200, `[]` // the document has no scan yet
+		}
+		return 200, fmt.Sprintf(`{"id":%q,"document_id":%q,"status":"queued","attempts":0,"generation":0}`, jobID, documentID)
+	})
 	a.up.on(http.MethodPost, "pcn_jobs", 201, `{"id":"`+jobID+`","status":"queued","attempts":0,"reason":null}`)
 	a.up.claudeAnswers(toolAnswer(notice(nil)))
 	rec := a.send(http.MethodPost, "/violations/scan", tokenFor(t, tenantA), `{"document_id":"`+documentID+`"}`)
