@@ -6,6 +6,7 @@ import (
 	"errors"
 	"mime"
 	"net/http"
+	"net/url"
 	"strings"
 	"time"
 
@@ -200,34 +201,42 @@ func sameMediaType(a, b string) bool {
 func (s *server) ListDocuments(c *echo.Context, p api.ListDocumentsParams) error {
 	ctx := c.Request().Context()
 	var v ValidationError
-	limit, offset := s.pageParams(&v, p.Limit, p.Offset)
-	q := s.db.From(tenantFrom(ctx), tableDocuments).Select(documentColumns...).
-		Order("created_at", true).Limit(limit).Offset(offset).WithCount()
+	spec := listSpec{name: tableDocuments, filters: url.Values{}}
+	q := s.db.From(tenantFrom(ctx), tableDocuments).Select(documentColumns...)
 	if p.EntityType != nil {
 		if !p.EntityType.Valid() {
 			v.add([]string{"query", "entity_type"}, "Input should be "+quoteList(s.rules.Schema("EntityType").Strings()), "enum")
 		}
 		q.Eq("entity_type", string(*p.EntityType))
+		spec.filters.Set("entity_type", string(*p.EntityType))
 	}
 	if p.EntityId != nil {
 		q.Eq("entity_id", p.EntityId.String())
+		spec.filters.Set("entity_id", p.EntityId.String())
 	}
 	if p.DocType != nil {
 		if !p.DocType.Valid() {
 			v.add([]string{"query", "doc_type"}, "Input should be "+quoteList(s.rules.Schema("DocType").Strings()), "enum")
 		}
 		q.Eq("doc_type", string(*p.DocType))
+		spec.filters.Set("doc_type", string(*p.DocType))
 	}
 	if p.Status != nil {
 		if !p.Status.Valid() {
 			v.add([]string{"query", "status"}, "Input should be "+quoteList(s.rules.Schema("DocumentStatus").Strings()), "enum")
 		}
 		q.Eq("status", string(*p.Status))
+		spec.filters.Set("status", string(*p.Status))
 	}
+	pr := parsePage(&v, spec, tenantFrom(ctx), p.Limit, p.Offset, p.Cursor)
 	if err := v.orNil(); err != nil {
 		return err
 	}
-	return streamPage(c, q, "Failed to fetch documents")
+	page, err := pr.apply(q).List(ctx)
+	if err != nil {
+		return upstream("Failed to fetch documents", err)
+	}
+	return writeList(c, spec, pr, page, "Failed to fetch documents")
 }
 
 // GetDocument answers GET /documents/{id}.

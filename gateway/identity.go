@@ -20,7 +20,7 @@ import (
 // IdentityService runs Credas identity checks (identity.Service).
 type IdentityService interface {
 	Create(ctx context.Context, tenant supabase.TenantID, userID, customerID, contact, correlationID string) (json.RawMessage, bool, error)
-	List(ctx context.Context, tenant supabase.TenantID, customerID string, limit, offset int) (supabase.Page, error)
+	List(ctx context.Context, tenant supabase.TenantID, customerID string, page func(*supabase.Query) *supabase.Query) (supabase.Page, error)
 	Link(ctx context.Context, tenant supabase.TenantID, checkID, correlationID string) (string, time.Time, error)
 	Webhook(ctx context.Context, tenantID, checkID, token string, payload []byte, correlationID string) (identity.WebhookOutcome, error)
 	Poll(ctx context.Context) (identity.PollPlan, error)
@@ -71,19 +71,21 @@ func (s *server) ListIdentityChecks(c *echo.Context, id string, p api.ListIdenti
 		return err
 	}
 	var v ValidationError
-	limit, offset := s.pageParams(&v, p.Limit, p.Offset)
+	// The customer is in the path: part of the list's name, so bound into the cursor.
+	spec := listSpec{name: "identity_checks/" + id}
+	pr := parsePage(&v, spec, tenantFrom(ctx), p.Limit, p.Offset, p.Cursor)
 	if err := v.orNil(); err != nil {
 		return err
 	}
 	id, ok := parseUUID(id)
 	if !ok {
-		return writePage(c, supabase.Page{Body: []byte("[]"), Total: 0})
+		return writeList(c, spec, pr, supabase.Page{Body: []byte("[]"), Total: 0, Exact: true}, "")
 	}
-	page, err := svc.List(ctx, tenantFrom(ctx), id, limit, offset)
+	page, err := svc.List(ctx, tenantFrom(ctx), id, pr.apply)
 	if err != nil {
 		return upstream("Failed to fetch identity checks", err)
 	}
-	return writePage(c, page)
+	return writeList(c, spec, pr, page, "Failed to fetch identity checks")
 }
 
 // GetIdentityCheckLink answers GET /identity-checks/{id}/link.

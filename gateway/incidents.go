@@ -2,9 +2,8 @@ package gateway
 
 import (
 	"errors"
-	"io"
 	"net/http"
-	"strconv"
+	"net/url"
 	"sync"
 
 	"github.com/labstack/echo/v5"
@@ -28,28 +27,35 @@ const errIncidentNotFound = "Incident not found"
 func (s *server) ListIncidents(c *echo.Context, p api.ListIncidentsParams) error {
 	ctx := c.Request().Context()
 	var v ValidationError
-	limit, offset := s.pageParams(&v, p.Limit, p.Offset)
-	q := s.db.From(tenantFrom(ctx), tableIncidents).Select(incidentColumns...).
-		Order("created_at", true).Limit(limit).Offset(offset).WithCount()
+	spec := listSpec{name: tableIncidents, filters: url.Values{}}
+	q := s.db.From(tenantFrom(ctx), tableIncidents).Select(incidentColumns...)
 	if p.Status != nil {
 		if !p.Status.Valid() {
 			v.add([]string{"query", "status"}, "Input should be "+quoteList(s.rules.Schema("IncidentStatus").Strings()), "enum")
 		}
 		q.Eq("status", string(*p.Status))
+		spec.filters.Set("status", string(*p.Status))
 	}
 	if p.Type != nil {
 		if !p.Type.Valid() {
 			v.add([]string{"query", "type"}, "Input should be "+quoteList(s.rules.Schema("IncidentType").Strings()), "enum")
 		}
 		q.Eq("type", string(*p.Type))
+		spec.filters.Set("type", string(*p.Type))
 	}
 	if p.VehicleId != nil {
 		q.Eq("vehicle_id", p.VehicleId.String())
+		spec.filters.Set("vehicle_id", p.VehicleId.String())
 	}
+	pr := parsePage(&v, spec, tenantFrom(ctx), p.Limit, p.Offset, p.Cursor)
 	if err := v.orNil(); err != nil {
 		return err
 	}
-	return streamPage(c, q, "Failed to fetch incidents")
+	page, err := pr.apply(q).List(ctx)
+	if err != nil {
+		return upstream("Failed to fetch incidents", err)
+	}
+	return writeList(c, spec, pr, page, "Failed to fetch incidents")
 }
 
 // GetIncident answers GET /incidents/{id}.
@@ -224,57 +230,4 @@ func incidentWriteError(detail string, err error) error {
 		return newError(http.StatusUnprocessableEntity, "Incident rejected by validation", err)
 	}
 	return upstream(detail, err)
-}
-
-// pageParams validates limit and offset by the document's Limit and Offset
-// parameters (range and default).
-func (s *server) pageParams(v *ValidationError, limitP, offsetP *int) (int, int) {
-	limit := s.intParam(v, "Limit", "limit", limitP)
-	offset := s.intParam(v, "Offset", "offset", offsetP)
-	return limit, offset
-}
-
-// intParam checks an integer query parameter against the range of the
-// document's component parameter, worded as pydantic does.
-func (s *server) intParam(v *ValidationError, component, name string, p *int) int {
-	sc := s.rules.Param(component)
-	if p == nil {
-		n, _ := sc.Default.(int)
-		return n
-	}
-	n := *p
-	switch {
-	case sc.Minimum != nil && int64(n) < *sc.Minimum:
-		v.add([]string{"query", name}, "Input should be greater than or equal to "+itoa(*sc.Minimum), "greater_than_equal")
-	case sc.Maximum != nil && int64(n) > *sc.Maximum:
-		v.add([]string{"query", name}, "Input should be less than or equal to "+itoa(*sc.Maximum), "less_than_equal")
-	}
-	return n
-}
-
-// streamPage copies PostgREST's list straight to the client, with the total
-// in X-Total-Count. If the upstream fails after the first byte, the answer is
-// already committed: the error is logged and the client sees a cut body.
-func streamPage(c *echo.Context, q *supabase.Query, detail string) error {
-	err := q.Stream(c.Request().Context(), func(total int) io.Writer {
-		h := c.Response().Header()
-		if total >= 0 {
-			h.Set("X-Total-Count", strconv.Itoa(total))
-		}
-		h.Set(echo.HeaderContentType, echo.MIMEApplicationJSON)
-		c.Response().WriteHeader(http.StatusOK)
-		return c.Response()
-	})
-	if err != nil {
-		return upstream(detail, err)
-	}
-	return nil
-}
-
-// writePage passes a list through and reports the total in X-Total-Count.
-func writePage(c *echo.Context, p supabase.Page) error {
-	if p.Total >= 0 {
-		c.Response().Header().Set("X-Total-Count", strconv.Itoa(p.Total))
-	}
-	return c.JSONBlob(http.StatusOK, p.Body)
 }

@@ -98,7 +98,7 @@ func New(cfg Config, deps Deps) (*echo.Echo, error) {
 			AllowOrigins:  cfg.CORSAllowedOrigins,
 			AllowMethods:  []string{http.MethodGet, http.MethodPost, http.MethodPatch, http.MethodDelete},
 			AllowHeaders:  []string{"Authorization", "Content-Type", headerRequestID},
-			ExposeHeaders: []string{"X-Total-Count", headerRequestID},
+			ExposeHeaders: []string{headerTotal, headerTotalExact, headerNextCursor, headerLink, headerRequestID},
 			MaxAge:        600,
 		}))
 	}

@@ -45,6 +45,9 @@ type Config struct {
 	JWTRequireIssuer bool `env:"JWT_REQUIRE_ISSUER" envDefault:"true"`
 	// RetryWait is the base of the jittered backoff between GET retries. Zero means 50 ms.
 	RetryWait time.Duration
+	// MaxRows is PostgREST's db-max-rows (Supabase's max_rows). An estimated
+	// count up to it is exact. Zero means 1000, Supabase's default.
+	MaxRows int `env:"MAX_ROWS" envDefault:"1000"`
 }
 
 // Issuer is the issuer tokens must carry.
@@ -83,6 +86,9 @@ func (c Config) Validate() error {
 	if c.Timeout <= 0 {
 		p = append(p, errors.New("TIMEOUT: must be positive, such as 10s"))
 	}
+	if c.MaxRows < 0 {
+		p = append(p, errors.New("MAX_ROWS: must be PostgREST's max_rows (Supabase's default is 1000)"))
+	}
 	return errors.Join(p...)
 }
 
@@ -95,6 +101,7 @@ type Client struct {
 	bearer    string // "" for sb_secret_ keys, which go in apikey only
 	timeout   time.Duration
 	retryWait time.Duration
+	maxRows   int
 	bufs      sync.Pool // *[]byte buffers that streamed answers are copied through
 }
 
@@ -121,6 +128,10 @@ func New(cfg Config, hc *http.Client) *Client {
 	}
 	if c.retryWait <= 0 {
 		c.retryWait = 50 * time.Millisecond
+	}
+	c.maxRows = cfg.MaxRows
+	if c.maxRows <= 0 {
+		c.maxRows = 1000
 	}
 	return c
 }

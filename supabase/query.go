@@ -36,7 +36,7 @@ type Query struct {
 	after           []string
 	limit, offset   int
 	includeArchived bool
-	count           bool
+	count           countMode
 	err             error
 }
 
@@ -44,6 +44,15 @@ type orderKey struct {
 	col  Column
 	desc bool
 }
+
+// countMode is what the Prefer header asks PostgREST to count.
+type countMode int
+
+const (
+	countNone countMode = iota
+	countExact
+	countEstimated
+)
 
 const (
 	colTenant   Column = "tenant_id"
@@ -213,8 +222,15 @@ func (q *Query) Offset(n int) *Query { q.offset = n; return q }
 // IncludeArchived drops the default archived_at=is.null filter.
 func (q *Query) IncludeArchived() *Query { q.includeArchived = true; return q }
 
-// WithCount asks PostgREST for the exact total (Prefer: count=exact).
-func (q *Query) WithCount() *Query { q.count = true; return q }
+// WithCount asks PostgREST for the exact total (Prefer: count=exact), which
+// costs a count of every matching row.
+func (q *Query) WithCount() *Query { q.count = countExact; return q }
+
+// WithEstimatedCount asks for Prefer: count=estimated: PostgREST counts
+// exactly up to its max-rows and beyond that answers the larger of that and
+// the planner's estimate, so the count costs at most max-rows rows. Page.Exact
+// says which one the total is.
+func (q *Query) WithEstimatedCount() *Query { q.count = countEstimated; return q }
 
 // QuoteValue quotes v for use inside in.(...) or or=(...): PostgREST's list
 // grammar ends an unquoted element at , or ), and inside quotes only \ and "
@@ -288,17 +304,35 @@ func (q *Query) encode(read, withPaging bool) string {
 // readPrefer is the Prefer header of a read: seed 000's, plus the exact
 // count when the total is wanted.
 func (q *Query) readPrefer() string {
-	if q.count {
+	switch q.count {
+	case countExact:
 		return preferRepr + ", count=exact"
+	case countEstimated:
+		return preferRepr + ", count=estimated"
 	}
 	return preferRepr
 }
 
 // Page is a list result: the JSON array exactly as PostgREST sent it, and the
-// total when WithCount was used (-1 otherwise).
+// total when WithCount or WithEstimatedCount was used (-1 otherwise). Exact
+// is false when the total is PostgreSQL's estimate.
 type Page struct {
 	Body  []byte
 	Total int
+	Exact bool
+}
+
+// page builds a Page from a list answer's body and Content-Range.
+func (q *Query) page(body []byte, contentRange string) Page {
+	p := Page{Body: body, Total: -1}
+	if q.count == countNone {
+		return p
+	}
+	p.Total = parseTotal(contentRange)
+	// An estimated count is exact up to max-rows: PostgREST counted at most
+	// max-rows + 1 rows and only consulted the planner above that.
+	p.Exact = p.Total >= 0 && (q.count == countExact || p.Total <= q.c.maxRows)
+	return p
 }
 
 const (
@@ -317,14 +351,10 @@ func (q *Query) List(ctx context.Context) (Page, error) {
 	}
 	switch res.status {
 	case http.StatusOK, http.StatusPartialContent:
-		p := Page{Body: res.body, Total: -1}
-		if q.count {
-			p.Total = parseTotal(res.header.Get("Content-Range"))
-		}
-		return p, nil
+		return q.page(res.body, res.header.Get("Content-Range")), nil
 	case http.StatusRequestedRangeNotSatisfiable:
 		// An offset past the end (PGRST103): an empty page, not an error.
-		return Page{Body: []byte("[]"), Total: parseTotal(res.header.Get("Content-Range"))}, nil
+		return q.page([]byte("[]"), res.header.Get("Content-Range")), nil
 	}
 	return Page{}, decodeError(http.MethodGet, q.table, res.status, res.body)
 }
@@ -337,12 +367,7 @@ func (q *Query) Stream(ctx context.Context, start func(total int) io.Writer) err
 	if q.err != nil {
 		return q.err
 	}
-	total := func(h http.Header) int {
-		if !q.count {
-			return -1
-		}
-		return parseTotal(h.Get("Content-Range"))
-	}
+	total := func(h http.Header) int { return q.page(nil, h.Get("Content-Range")).Total }
 	res, err := q.c.stream(ctx, request{method: http.MethodGet, table: q.table, query: q.encode(true, true), prefer: q.readPrefer()},
 		func(h http.Header, body io.Reader) error {
 			bp := q.c.bufs.Get().(*[]byte)

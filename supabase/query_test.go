@@ -65,6 +65,30 @@ func TestQueryEncoding(t *testing.T) {
 			url.Values{"tenant_id": {"eq." + tenant}}},
 		{"explicit archived filter wins", func(q *Query) *Query { return q.NotNull("archived_at") },
 			url.Values{"tenant_id": {"eq." + tenant}, "archived_at": {"not.is.null"}}},
+		{"order keys in precedence", func(q *Query) *Query { return q.Order("created_at", true).Order("id", false) },
+			url.Values{"tenant_id": {"eq." + tenant}, "archived_at": {"is.null"}, "order": {"created_at.desc,id.asc"}}},
+		{"keyset after, descending", func(q *Query) *Query {
+			return q.Eq("status", "open").Order("created_at", true).Order("id", true).
+				After("2026-11-01T10:05:00.123456Z", "b0000000-0000-4000-8000-000000000002").Limit(51)
+		}, url.Values{"tenant_id": {"eq." + tenant}, "archived_at": {"is.null"}, "status": {"eq.open"},
+			"order": {"created_at.desc,id.desc"}, "limit": {"51"},
+			"created_at": {"lte.2026-11-01T10:05:00.123456Z"},
+			"or":         {`(created_at.lt."2026-11-01T10:05:00.123456Z",and(created_at.eq."2026-11-01T10:05:00.123456Z",id.lt."b0000000-0000-4000-8000-000000000002"))`}}},
+		{"keyset after, ascending, three keys", func(q *Query) *Query {
+			return q.Order("a", false).Order("b", false).Order("id", false).After("1", "2", "3")
+		}, url.Values{"tenant_id": {"eq." + tenant}, "archived_at": {"is.null"}, "order": {"a.asc,b.asc,id.asc"},
+			"a":  {"gte.1"},
+			"or": {`(a.gt."1",and(a.eq."1",b.gt."2"),and(a.eq."1",b.eq."2",id.gt."3"))`}}},
+		{"keyset values cannot leave their quotes", func(q *Query) *Query {
+			return q.Order("created_at", true).Order("id", true).After(`x"),tenant_id.neq.(y`, `z\"`)
+		}, url.Values{"tenant_id": {"eq." + tenant}, "archived_at": {"is.null"}, "order": {"created_at.desc,id.desc"},
+			"created_at": {`lte.x"),tenant_id.neq.(y`},
+			"or":         {`(created_at.lt."x\"),tenant_id.neq.(y",and(created_at.eq."x\"),tenant_id.neq.(y",id.lt."z\\\""))`}}},
+		{"keyset on a timestamp with an offset keeps its +", func(q *Query) *Query {
+			return q.Order("created_at", true).Order("id", true).After("2026-11-01T10:05:00+01:00", "i")
+		}, url.Values{"tenant_id": {"eq." + tenant}, "archived_at": {"is.null"}, "order": {"created_at.desc,id.desc"},
+			"created_at": {"lte.2026-11-01T10:05:00+01:00"},
+			"or":         {`(created_at.lt."2026-11-01T10:05:00+01:00",and(created_at.eq."2026-11-01T10:05:00+01:00",id.lt."i"))`}}},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -122,6 +146,14 @@ func TestQueryRefusals(t *testing.T) {
 		}, nil},
 		{"update moving tenant", func(c *Client) error {
 			_, err := c.From(mustTenant(t), "incidents").Eq("id", "1").Update(context.Background(), Row{"tenant_id": "x"})
+			return err
+		}, nil},
+		{"keyset without order", func(c *Client) error {
+			_, err := c.From(mustTenant(t), "incidents").After("x").List(context.Background())
+			return err
+		}, nil},
+		{"keyset with a value missing", func(c *Client) error {
+			_, err := c.From(mustTenant(t), "incidents").Order("created_at", true).Order("id", true).After("x").List(context.Background())
 			return err
 		}, nil},
 		{"cross-tenant insert without tenant", func(c *Client) error {
@@ -191,6 +223,43 @@ func TestListTotals(t *testing.T) {
 		if got := (*reqs)[0].Header.Get("Prefer"); got != "return=representation, count=exact" {
 			t.Errorf("Prefer = %q", got)
 		}
+	}
+}
+
+// An estimated count is exact up to PostgREST's max-rows, an estimate beyond.
+func TestEstimatedTotals(t *testing.T) {
+	tests := []struct {
+		name      string
+		maxRows   int
+		status    int
+		cr        string
+		wantTotal int
+		wantExact bool
+	}{
+		{"small", 0, 206, "0-49/1000", 1000, true},
+		{"above default max-rows", 0, 206, "0-49/1001", 1001, false},
+		{"configured max-rows", 5000, 206, "0-49/4000", 4000, true},
+		{"estimate", 0, 206, "0-49/300412", 300412, false},
+		{"empty", 0, 200, "*/0", 0, true},
+		{"past the end", 0, 416, "*/3", 3, true},
+		{"no total", 0, 200, "0-1/*", -1, false},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			mt := httpmock.NewMockTransport()
+			c := New(Config{URL: "https://p.supabase.co", ServiceKey: "k", MaxRows: tc.maxRows}, &http.Client{Transport: mt})
+			reqs := capture(mt, tc.status, `[]`, "Content-Range", tc.cr)
+			p, err := c.From(mustTenant(t), "incidents").WithEstimatedCount().List(context.Background())
+			if err != nil {
+				t.Fatal(err)
+			}
+			if p.Total != tc.wantTotal || p.Exact != tc.wantExact {
+				t.Errorf("total %d exact %v, want %d %v", p.Total, p.Exact, tc.wantTotal, tc.wantExact)
+			}
+			if got := (*reqs)[0].Header.Get("Prefer"); got != "return=representation, count=estimated" {
+				t.Errorf("Prefer = %q", got)
+			}
+		})
 	}
 }
 

@@ -284,8 +284,8 @@ func TestListDocuments(t *testing.T) {
 	if rec.Header().Get("X-Total-Count") != "1" {
 		t.Errorf("X-Total-Count = %q", rec.Header().Get("X-Total-Count"))
 	}
-	wantQuery(t, up.only("documents"), url.Values{"tenant_id": {"eq." + tenantA}, "archived_at": {"is.null"}, "order": {"created_at.desc"},
-		"select": {docSelect}, "limit": {"10"}, "entity_type": {"eq.vehicle"}, "entity_id": {"eq." + vehicleID}, "doc_type": {"eq.pcn"}})
+	wantQuery(t, up.only("documents"), url.Values{"tenant_id": {"eq." + tenantA}, "archived_at": {"is.null"}, "order": {"created_at.desc,id.desc"},
+		"select": {docSelect}, "limit": {"11"}, "entity_type": {"eq.vehicle"}, "entity_id": {"eq." + vehicleID}, "doc_type": {"eq.pcn"}})
 }
 
 func TestDocumentsNotConfigured(t *testing.T) {

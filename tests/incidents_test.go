@@ -24,16 +24,16 @@ func TestListIncidents(t *testing.T) {
 			name:   "defaults",
 			target: "/incidents",
 			wantQuery: url.Values{
-				"tenant_id": {"eq." + tenantA}, "archived_at": {"is.null"}, "order": {"created_at.desc"},
-				"select": {incidentSelect}, "limit": {"50"},
+				"tenant_id": {"eq." + tenantA}, "archived_at": {"is.null"}, "order": {"created_at.desc,id.desc"},
+				"select": {incidentSelect}, "limit": {"51"},
 			},
 		},
 		{
 			name:   "filters and paging",
 			target: "/incidents?status=investigating&type=theft&vehicle_id=" + vehicleID + "&limit=20&offset=40",
 			wantQuery: url.Values{
-				"tenant_id": {"eq." + tenantA}, "archived_at": {"is.null"}, "order": {"created_at.desc"},
-				"select": {incidentSelect}, "limit": {"20"}, "offset": {"40"},
+				"tenant_id": {"eq." + tenantA}, "archived_at": {"is.null"}, "order": {"created_at.desc,id.desc"},
+				"select": {incidentSelect}, "limit": {"21"}, "offset": {"40"},
 				"status": {"eq.investigating"}, "type": {"eq.theft"}, "vehicle_id": {"eq." + vehicleID},
 			},
 		},
@@ -41,8 +41,8 @@ func TestListIncidents(t *testing.T) {
 			name:   "tenant_id in the query string is ignored",
 			target: "/incidents?tenant_id=" + tenantB,
 			wantQuery: url.Values{
-				"tenant_id": {"eq." + tenantA}, "archived_at": {"is.null"}, "order": {"created_at.desc"},
-				"select": {incidentSelect}, "limit": {"50"},
+				"tenant_id": {"eq." + tenantA}, "archived_at": {"is.null"}, "order": {"created_at.desc,id.desc"},
+				"select": {incidentSelect}, "limit": {"51"},
 			},
 		},
 	}
@@ -55,13 +55,16 @@ func TestListIncidents(t *testing.T) {
 			if got := rec.Header().Get("X-Total-Count"); got != "250" {
 				t.Errorf("X-Total-Count = %q, want 250", got)
 			}
+			if got := rec.Header().Get("X-Total-Count-Exact"); got != "true" {
+				t.Errorf("X-Total-Count-Exact = %q, want true", got)
+			}
 			wantJSON(t, rec, "["+incidentRow+"]")
 			r := up.only("incidents")
 			if r.Method != http.MethodGet {
 				t.Errorf("method = %s", r.Method)
 			}
 			wantQuery(t, r, tc.wantQuery)
-			wantHeaders(t, r, "return=representation, count=exact")
+			wantHeaders(t, r, "return=representation, count=estimated")
 		})
 	}
 }

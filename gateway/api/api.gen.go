@@ -904,6 +904,9 @@ type WebhookResult struct {
 // WebhookResultStatus defines model for WebhookResult.Status.
 type WebhookResultStatus string
 
+// Cursor defines model for Cursor.
+type Cursor = string
+
 // ID defines model for ID.
 type ID = string
 
@@ -971,8 +974,19 @@ type ValidationOrRuleError struct {
 
 // ListIdentityChecksParams defines parameters for ListIdentityChecks.
 type ListIdentityChecksParams struct {
-	Limit  *Limit  `form:"limit,omitempty" json:"limit,omitempty"`
+	Limit *Limit `form:"limit,omitempty" json:"limit,omitempty"`
+
+	// Offset Rows to skip, for callers that page by offset. At most 10000: skipped rows still
+	// cost, so beyond that the answer is 422 and deeper pages are reached with `cursor`.
 	Offset *Offset `form:"offset,omitempty" json:"offset,omitempty"`
+
+	// Cursor Where the page starts: the opaque `X-Next-Cursor` of the previous page (the `Link`
+	// rel="next" header carries it too). The page holds the rows strictly after the last
+	// row of the previous one in the list's order (newest first, ties broken by id), so a
+	// walk costs the same at any depth and rows inserted meanwhile never repeat or hide a
+	// row. A cursor is only valid for the list, filters and tenant that issued it; a
+	// malformed, edited or foreign cursor answers 422. Not combinable with `offset`.
+	Cursor *Cursor `form:"cursor,omitempty" json:"cursor,omitempty"`
 }
 
 // CreateIdentityCheckParams defines parameters for CreateIdentityCheck.
@@ -997,7 +1011,18 @@ type ListDocumentsParams struct {
 	DocType    *DocType            `form:"doc_type,omitempty" json:"doc_type,omitempty"`
 	Status     *DocumentStatus     `form:"status,omitempty" json:"status,omitempty"`
 	Limit      *Limit              `form:"limit,omitempty" json:"limit,omitempty"`
-	Offset     *Offset             `form:"offset,omitempty" json:"offset,omitempty"`
+
+	// Offset Rows to skip, for callers that page by offset. At most 10000: skipped rows still
+	// cost, so beyond that the answer is 422 and deeper pages are reached with `cursor`.
+	Offset *Offset `form:"offset,omitempty" json:"offset,omitempty"`
+
+	// Cursor Where the page starts: the opaque `X-Next-Cursor` of the previous page (the `Link`
+	// rel="next" header carries it too). The page holds the rows strictly after the last
+	// row of the previous one in the list's order (newest first, ties broken by id), so a
+	// walk costs the same at any depth and rows inserted meanwhile never repeat or hide a
+	// row. A cursor is only valid for the list, filters and tenant that issued it; a
+	// malformed, edited or foreign cursor answers 422. Not combinable with `offset`.
+	Cursor *Cursor `form:"cursor,omitempty" json:"cursor,omitempty"`
 }
 
 // CreateDocumentUploadParams defines parameters for CreateDocumentUpload.
@@ -1018,7 +1043,18 @@ type ListIncidentsParams struct {
 	Type      *IncidentType       `form:"type,omitempty" json:"type,omitempty"`
 	VehicleId *openapi_types.UUID `form:"vehicle_id,omitempty" json:"vehicle_id,omitempty"`
 	Limit     *Limit              `form:"limit,omitempty" json:"limit,omitempty"`
-	Offset    *Offset             `form:"offset,omitempty" json:"offset,omitempty"`
+
+	// Offset Rows to skip, for callers that page by offset. At most 10000: skipped rows still
+	// cost, so beyond that the answer is 422 and deeper pages are reached with `cursor`.
+	Offset *Offset `form:"offset,omitempty" json:"offset,omitempty"`
+
+	// Cursor Where the page starts: the opaque `X-Next-Cursor` of the previous page (the `Link`
+	// rel="next" header carries it too). The page holds the rows strictly after the last
+	// row of the previous one in the list's order (newest first, ties broken by id), so a
+	// walk costs the same at any depth and rows inserted meanwhile never repeat or hide a
+	// row. A cursor is only valid for the list, filters and tenant that issued it; a
+	// malformed, edited or foreign cursor answers 422. Not combinable with `offset`.
+	Cursor *Cursor `form:"cursor,omitempty" json:"cursor,omitempty"`
 }
 
 // CreateIncidentParams defines parameters for CreateIncident.
@@ -1438,6 +1474,13 @@ func (w *ServerInterfaceWrapper) ListIdentityChecks(ctx *echo.Context) error {
 		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter offset: %s", err))
 	}
 
+	// ------------- Optional query parameter "cursor" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "cursor", ctx.QueryParams(), &params.Cursor, runtime.BindQueryParameterOptions{Type: "string", Format: ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter cursor: %s", err))
+	}
+
 	// Invoke the callback with all the unmarshaled arguments
 	err = w.Handler.ListIdentityChecks(ctx, id, params)
 	return err
@@ -1550,6 +1593,13 @@ func (w *ServerInterfaceWrapper) ListDocuments(ctx *echo.Context) error {
 	err = runtime.BindQueryParameterWithOptions("form", true, false, "offset", ctx.QueryParams(), &params.Offset, runtime.BindQueryParameterOptions{Type: "integer", Format: ""})
 	if err != nil {
 		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter offset: %s", err))
+	}
+
+	// ------------- Optional query parameter "cursor" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "cursor", ctx.QueryParams(), &params.Cursor, runtime.BindQueryParameterOptions{Type: "string", Format: ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter cursor: %s", err))
 	}
 
 	// Invoke the callback with all the unmarshaled arguments
@@ -1714,6 +1764,13 @@ func (w *ServerInterfaceWrapper) ListIncidents(ctx *echo.Context) error {
 	err = runtime.BindQueryParameterWithOptions("form", true, false, "offset", ctx.QueryParams(), &params.Offset, runtime.BindQueryParameterOptions{Type: "integer", Format: ""})
 	if err != nil {
 		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter offset: %s", err))
+	}
+
+	// ------------- Optional query parameter "cursor" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "cursor", ctx.QueryParams(), &params.Cursor, runtime.BindQueryParameterOptions{Type: "string", Format: ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter cursor: %s", err))
 	}
 
 	// Invoke the callback with all the unmarshaled arguments

@@ -192,10 +192,10 @@ func (s *Service) Create(ctx context.Context, tenant supabase.TenantID, userID, 
 	return out, perr == nil, nil
 }
 
-// List returns the customer's checks, newest first.
-func (s *Service) List(ctx context.Context, tenant supabase.TenantID, customerID string, limit, offset int) (supabase.Page, error) {
-	return s.db.From(tenant, table).Select(CheckColumns...).Eq("customer_id", customerID).
-		Order("created_at", true).Limit(limit).Offset(offset).WithCount().List(ctx)
+// List returns one page of the customer's checks; page sets the order and
+// the paging (the caller's list conventions).
+func (s *Service) List(ctx context.Context, tenant supabase.TenantID, customerID string, page func(*supabase.Query) *supabase.Query) (supabase.Page, error) {
+	return page(s.db.From(tenant, table).Select(CheckColumns...).Eq("customer_id", customerID)).List(ctx)
 }
 
 type checkState struct {
