@@ -33,7 +33,7 @@ const (
 	defaultLimit = 50
 	maxLimit     = 200
 	// maxOffset bounds offset paging: deeper pages would walk every skipped row.
-	maxOffset = 10000
+	maxOffset = 1000
 
 	headerNextCursor = "X-Next-Cursor"
 	headerTotal      = "X-Total-Count"

@@ -5,6 +5,12 @@
 -- query carries it) and the indexes are partial on archived_at is null because
 -- lists never show archived rows.
 
+-- Each replaces the (tenant_id, created_at desc) index every tenant table
+-- gets (setup_tenant_table), which lacks the tie-breaker.
+drop index if exists public.incidents_tenant_created_idx;
+drop index if exists public.documents_tenant_created_idx;
+drop index if exists public.identity_checks_tenant_created_idx;
+
 -- incidents: unfiltered, and each filter of GET /incidents (status, type, vehicle_id).
 create index if not exists incidents_list_idx
   on public.incidents (tenant_id, created_at desc, id desc) where archived_at is null;

@@ -976,7 +976,7 @@ type ValidationOrRuleError struct {
 type ListIdentityChecksParams struct {
 	Limit *Limit `form:"limit,omitempty" json:"limit,omitempty"`
 
-	// Offset Rows to skip, for callers that page by offset. At most 10000: skipped rows still
+	// Offset Rows to skip, for callers that page by offset. At most 1000: skipped rows still
 	// cost, so beyond that the answer is 422 and deeper pages are reached with `cursor`.
 	Offset *Offset `form:"offset,omitempty" json:"offset,omitempty"`
 
@@ -1012,7 +1012,7 @@ type ListDocumentsParams struct {
 	Status     *DocumentStatus     `form:"status,omitempty" json:"status,omitempty"`
 	Limit      *Limit              `form:"limit,omitempty" json:"limit,omitempty"`
 
-	// Offset Rows to skip, for callers that page by offset. At most 10000: skipped rows still
+	// Offset Rows to skip, for callers that page by offset. At most 1000: skipped rows still
 	// cost, so beyond that the answer is 422 and deeper pages are reached with `cursor`.
 	Offset *Offset `form:"offset,omitempty" json:"offset,omitempty"`
 
@@ -1044,7 +1044,7 @@ type ListIncidentsParams struct {
 	VehicleId *openapi_types.UUID `form:"vehicle_id,omitempty" json:"vehicle_id,omitempty"`
 	Limit     *Limit              `form:"limit,omitempty" json:"limit,omitempty"`
 
-	// Offset Rows to skip, for callers that page by offset. At most 10000: skipped rows still
+	// Offset Rows to skip, for callers that page by offset. At most 1000: skipped rows still
 	// cost, so beyond that the answer is 422 and deeper pages are reached with `cursor`.
 	Offset *Offset `form:"offset,omitempty" json:"offset,omitempty"`
 
