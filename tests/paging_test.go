@@ -14,6 +14,7 @@ import (
 // listCase is one list endpoint as paging sees it.
 type listCase struct {
 	name, path, table, filters string
+	row                        string // a row of the list as PostgREST returns it
 	opts                       appOpts
 	wantFilters                url.Values // upstream filters besides tenant, archived, select
 	wantLinkFilters            url.Values // filters repeated in the next link
@@ -21,28 +22,35 @@ type listCase struct {
 
 func listCases() []listCase {
 	return []listCase{
-		{name: "incidents", path: "/incidents", table: "incidents", filters: "status=open&vehicle_id=" + vehicleID,
+		{name: "incidents", path: "/incidents", table: "incidents", row: incidentRow, filters: "status=open&vehicle_id=" + vehicleID,
 			wantFilters:     url.Values{"status": {"eq.open"}, "vehicle_id": {"eq." + vehicleID}},
 			wantLinkFilters: url.Values{"status": {"open"}, "vehicle_id": {vehicleID}}},
-		{name: "documents", path: "/documents", table: "documents", filters: "entity_type=vehicle&doc_type=pcn", opts: appOpts{files: true},
+		{name: "documents", path: "/documents", table: "documents", row: docRow, filters: "entity_type=vehicle&doc_type=pcn", opts: appOpts{files: true},
 			wantFilters:     url.Values{"entity_type": {"eq.vehicle"}, "doc_type": {"eq.pcn"}},
 			wantLinkFilters: url.Values{"entity_type": {"vehicle"}, "doc_type": {"pcn"}}},
-		{name: "identity checks", path: "/customers/" + customerID + "/identity-checks", table: "identity_checks", opts: appOpts{credas: true},
+		{name: "identity checks", path: "/customers/" + customerID + "/identity-checks", table: "identity_checks", row: checkRow("passed"), opts: appOpts{credas: true},
 			wantFilters: url.Values{"customer_id": {"eq." + customerID}}, wantLinkFilters: url.Values{}},
 	}
 }
 
-// pageRows are n rows, newest first; row i is created at 10:00:0i in +01:00,
-// so that the cursor must carry the instant, not the text.
-func pageRows(n int) (string, []string) {
+// pageRows are n copies of row, newest first, each with its own id; row i is
+// created at 10:00:(59-i).25 written in +01:00, so that the cursor must carry
+// the instant, not the text.
+func pageRows(row string, n int) (string, []string) {
 	rows := make([]string, n)
 	ids := make([]string, n)
 	for i := range n {
 		ids[i] = fmt.Sprintf("e0000000-0000-4000-8000-%012d", 100-i)
-		rows[i] = fmt.Sprintf(`{"id":%q,"created_at":"2026-11-01T11:00:%02d.25+01:00","status":"open"}`, ids[i], 59-i)
+		r := idField.ReplaceAllString(row, `"id":"`+ids[i]+`"`)
+		rows[i] = createdField.ReplaceAllString(r, fmt.Sprintf(`"created_at":"2026-11-01T11:00:%02d.25+01:00"`, 59-i))
 	}
 	return "[" + strings.Join(rows, ",") + "]", ids
 }
+
+var (
+	idField      = regexp.MustCompile(`"id":"[^"]*"`)
+	createdField = regexp.MustCompile(`"created_at":"[^"]*"`)
+)
 
 func TestListCursorWalk(t *testing.T) {
 	for _, lc := range listCases() {
@@ -51,7 +59,7 @@ func TestListCursorWalk(t *testing.T) {
 			tok := tokenFor(t, tenantA)
 
 			// First page: limit+1 rows upstream, limit rows to the client, a next cursor.
-			body, ids := pageRows(3)
+			body, ids := pageRows(lc.row, 3)
 			up.on(http.MethodGet, lc.table, 206, body, "0-2/4000")
 			target := lc.path + "?limit=2"
 			if lc.filters != "" {
@@ -91,7 +99,7 @@ func TestListCursorWalk(t *testing.T) {
 
 			// Following the link: the keyset after the second row, in UTC, no count.
 			e2, up2, _ := newApp(t, lc.opts)
-			last, _ := pageRows(1)
+			last, _ := pageRows(lc.row, 1)
 			up2.on(http.MethodGet, lc.table, 200, last)
 			link := strings.TrimSuffix(strings.TrimPrefix(wantLink, "<"), `>; rel="next"`)
 			rec = call(e2, http.MethodGet, link, tok, nil)
@@ -115,10 +123,10 @@ func TestListCursorWalk(t *testing.T) {
 }
 
 // firstCursor is the X-Next-Cursor that tenant gets for target.
-func firstCursor(t *testing.T, o appOpts, table, tenant, target string) string {
+func firstCursor(t *testing.T, o appOpts, table, row, tenant, target string) string {
 	t.Helper()
 	e, up, _ := newApp(t, o)
-	body, _ := pageRows(2)
+	body, _ := pageRows(row, 2)
 	up.on(http.MethodGet, table, 206, body, "0-1/9")
 	rec := call(e, http.MethodGet, target, tokenFor(t, tenant), nil)
 	wantStatus(t, rec, 200)
@@ -130,10 +138,10 @@ func firstCursor(t *testing.T, o appOpts, table, tenant, target string) string {
 }
 
 func TestListCursorRefused(t *testing.T) {
-	inc := firstCursor(t, appOpts{}, "incidents", tenantA, "/incidents?limit=1&status=open")
-	incB := firstCursor(t, appOpts{}, "incidents", tenantB, "/incidents?limit=1&status=open")
-	doc := firstCursor(t, appOpts{files: true}, "documents", tenantA, "/documents?limit=1")
-	chk := firstCursor(t, appOpts{credas: true}, "identity_checks", tenantA, "/customers/"+customerID+"/identity-checks?limit=1")
+	inc := firstCursor(t, appOpts{}, "incidents", incidentRow, tenantA, "/incidents?limit=1&status=open")
+	incB := firstCursor(t, appOpts{}, "incidents", incidentRow, tenantB, "/incidents?limit=1&status=open")
+	doc := firstCursor(t, appOpts{files: true}, "documents", docRow, tenantA, "/documents?limit=1")
+	chk := firstCursor(t, appOpts{credas: true}, "identity_checks", checkRow("passed"), tenantA, "/customers/"+customerID+"/identity-checks?limit=1")
 	raw, err := base64.RawURLEncoding.DecodeString(inc)
 	if err != nil {
 		t.Fatal(err)
