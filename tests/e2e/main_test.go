@@ -66,7 +66,7 @@ func TestMain(m *testing.M) {
 }
 
 // needStack skips (or, under CI, fails) when the real stack could not start.
-func needStack(t *testing.T) {
+func needStack(t testing.TB) {
 	t.Helper()
 	if stackErr == nil {
 		return

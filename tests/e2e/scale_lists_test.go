@@ -38,7 +38,7 @@ var (
 // bigTenant seeds the big tenant on first use. Rows come in groups of three
 // sharing one created_at, so the id tie-breaker is exercised on every page;
 // every 50th incident is archived (never listed).
-func bigTenant(t *testing.T) bigFleet {
+func bigTenant(t testing.TB) bigFleet {
 	t.Helper()
 	needStack(t)
 	bigOnce.Do(func() {
