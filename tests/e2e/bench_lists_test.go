@@ -52,7 +52,7 @@ func BenchmarkListPages(b *testing.B) {
 	var rows []result
 	p50 := map[string]map[string]time.Duration{}
 	for _, build := range []struct{ name, bin string }{{"before", before}, {"after", after}} {
-		base := startGateway(b, build.bin)
+		base := startGatewayBinary(b, build.bin)
 		deep := "/incidents?limit=50&offset=100000"
 		if build.name == "after" {
 			deep = "/incidents?limit=50&cursor=" + cursorAt(b, base, bigTok, 100_000)
@@ -135,8 +135,8 @@ func get(b *testing.B, url, token string) (int, []byte) {
 	return res.StatusCode, body
 }
 
-// startGateway runs a gateway binary against the stack on a free port.
-func startGateway(b *testing.B, bin string) string {
+// startGatewayBinary runs a gateway binary against the stack on a free port.
+func startGatewayBinary(b *testing.B, bin string) string {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		b.Fatal(err)
