@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"html/template"
@@ -10,6 +11,7 @@ import (
 	osexec "os/exec"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -81,12 +83,18 @@ func runInBrowser(t *testing.T, bin string, cfg map[string]any, prepare func(ori
 	t.Helper()
 	results := make(chan browserResult, 1)
 	var once sync.Once
+	var rendered atomic.Pointer[[]byte]
 	page := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		switch r.URL.Path {
 		case "/":
+			// The page is rendered once cfg is complete, before the browser
+			// starts; the atomic load is what the race detector sees of that
+			// order (the browser's request reaches us through the network).
 			w.Header().Set("Content-Type", "text/html; charset=utf-8")
-			if err := uploadPage.Execute(w, cfg); err != nil {
-				t.Error(err)
+			if p := rendered.Load(); p != nil {
+				_, _ = w.Write(*p)
+			} else {
+				http.Error(w, "page not ready", http.StatusServiceUnavailable)
 			}
 		case "/result":
 			var res browserResult
@@ -102,6 +110,12 @@ func runInBrowser(t *testing.T, bin string, cfg map[string]any, prepare func(ori
 	prepare(page.URL)
 	gw, _ := gatewayWith(t, secretKey(), gwOpts{env: map[string]string{"CORS_ALLOWED_ORIGINS": page.URL}})
 	cfg["gateway"] = gw.URL
+	var html bytes.Buffer
+	if err := uploadPage.Execute(&html, cfg); err != nil {
+		t.Fatal(err)
+	}
+	b := html.Bytes()
+	rendered.Store(&b)
 
 	ctx, cancel := context.WithTimeout(t.Context(), 90*time.Second)
 	defer cancel()
