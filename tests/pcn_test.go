@@ -132,6 +132,7 @@ type pcnWorld struct {
 }
 
 func (w *pcnWorld) install(u *upstream) {
+	var mu sync.Mutex
 	if w.status == "" {
 		w.status = "queued"
 	}
@@ -150,7 +151,9 @@ func (w *pcnWorld) install(u *upstream) {
 	u.onFunc(http.MethodGet, "vehicles", func(r captured) (int, string) { return 200, w.vehicles })
 	u.onFunc(http.MethodGet, "bookings", func(r captured) (int, string) { return 200, w.bookings })
 	u.onFunc(http.MethodPost, "violations", func(r captured) (int, string) {
+		mu.Lock() // concurrent deliveries record violationBody
 		_ = json.Unmarshal([]byte(r.Body), &w.violationBody)
+		mu.Unlock()
 		if w.insertStatus == 409 {
 			return 409, `{"code":"23505","message":"duplicate key value violates unique constraint","details":"Key exists","hint":null}`
 		}
