@@ -11,6 +11,7 @@ import (
 	"github.com/labstack/echo/v5"
 
 	"github.com/fleetpilot/gateway/gateway/api"
+	"github.com/fleetpilot/gateway/gateway/clients/credas"
 	"github.com/fleetpilot/gateway/gateway/clients/dvla"
 	"github.com/fleetpilot/gateway/gateway/clients/gcs"
 	"github.com/fleetpilot/gateway/gateway/domain/fleet"
@@ -102,6 +103,16 @@ var domainErrors = []struct {
 // domainAnswer looks err up in domainErrors; DVLA's throttling and outages
 // carry data (Retry-After), so they are matched by type.
 func domainAnswer(err error) (int, any, http.Header, bool) {
+	var ip *credas.InvalidPersonError
+	if errors.As(err, &ip) {
+		// The customer's record is what Credas refused: a 422 naming its fields.
+		v := api.HTTPValidationError{}
+		for _, f := range ip.Fields {
+			v.Detail = append(v.Detail, api.ValidationIssue{Loc: []string{"customer", f},
+				Msg: "The identity provider does not accept the customer's " + strings.ReplaceAll(f, "_", " "), Type: "value_error"})
+		}
+		return http.StatusUnprocessableEntity, v, nil, true
+	}
 	for _, d := range domainErrors {
 		if errors.Is(err, d.err) {
 			if d.issue != nil {

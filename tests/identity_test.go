@@ -58,6 +58,7 @@ func TestCreateIdentityCheck(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			e, up, _ := newApp(t, appOpts{credas: true})
 			up.on(http.MethodGet, "customers", 200, `[{"full_name":"Alice Mary Smith","email":"alice@example.com","phone":null}]`)
+			up.on(http.MethodGet, "identity_checks", 200, `[]`)
 			up.on(http.MethodPost, "identity_checks", 201, `{"id":"`+checkID+`"}`)
 			up.on(http.MethodPatch, "identity_checks", 200, checkRow("invited"))
 			up.on(http.MethodPatch, "customers", 200, `{"id":"`+customerID+`"}`)
@@ -83,7 +84,8 @@ func TestCreateIdentityCheck(t *testing.T) {
 					}
 				}
 			}
-			if ins["tenant_id"] != tenantA || ins["status"] != "invited" || ins["customer_id"] != customerID {
+			// The intent is recorded before Credas is called.
+			if ins["tenant_id"] != tenantA || ins["status"] != "creating" || ins["customer_id"] != customerID {
 				t.Errorf("check row %v", ins)
 			}
 			// The webhook URL names tenant and check and carries a token whose hash (only) is stored.
@@ -226,6 +228,7 @@ func TestIdentityLink(t *testing.T) {
 func TestCreateIdentityCheckKeepsTheInvite(t *testing.T) {
 	e, up, logs := newApp(t, appOpts{credas: true})
 	up.on(http.MethodGet, "customers", 200, `[{"full_name":"Alice","email":"alice@example.com","phone":null}]`)
+	up.on(http.MethodGet, "identity_checks", 200, `[]`)
 	up.on(http.MethodPost, "identity_checks", 201, `{"id":"`+checkID+`"}`)
 	up.on(http.MethodPatch, "identity_checks", 200, checkRow("invited"))
 	up.on(http.MethodPatch, "customers", 500, `{"code":"XX000","message":"boom"}`)
@@ -245,4 +248,126 @@ func checkRow(status string) string {
 		"created_at": "2026-11-30T10:00:00+00:00", "updated_at": "2026-11-30T10:00:01+00:00",
 	})
 	return string(b)
+}
+
+// TestIdentityCheckNeverInvitesTwice: Credas accepts, saving its answer
+// fails: the answer is still 2xx with what is known, and the retry finds the
+// recorded check instead of posting a second process to Credas.
+func TestIdentityCheckNeverInvitesTwice(t *testing.T) {
+	e, up, logs := newApp(t, appOpts{credas: true})
+	up.on(http.MethodGet, "customers", 200, `[{"full_name":"Alice","email":"alice@example.com","phone":null}]`)
+	up.on(http.MethodGet, "identity_checks", 200, `[]`)
+	up.on(http.MethodPost, "identity_checks", 201, checkRow("creating"))
+	up.on(http.MethodPatch, "identity_checks", 503, `{"code":"PGRST000","message":"connection lost"}`)
+	up.on(http.MethodPatch, "customers", 200, `{"id":"`+customerID+`"}`)
+	up.onCredas(http.MethodPost, "/processes", 200, `{"processId":"p-1","processEntities":[{"entityId":"e-1"}]}`)
+	rec := call(e, http.MethodPost, "/customers/"+customerID+"/identity-checks", tokenFor(t, tenantA), nil)
+	wantStatus(t, rec, 201)
+	var got map[string]any
+	_ = json.Unmarshal(rec.Body.Bytes(), &got)
+	if got["id"] != checkID || got["status"] != "invited" {
+		t.Errorf("answer %v", got)
+	}
+	upd := patches(up, "identity_checks")
+	if len(upd) != 3 {
+		t.Fatalf("check updates tried %d times, want 3", len(upd))
+	}
+	for _, p := range upd {
+		if p.Query.Get("status") != "eq.creating" || p.Query.Get("tenant_id") != "eq."+tenantA || !strings.Contains(p.Body, `"provider_reference":"p-1"`) {
+			t.Errorf("update %+v", p)
+		}
+	}
+	if !strings.Contains(logs.String(), "identity check not updated after the Credas create") || !strings.Contains(logs.String(), `"process_id":"p-1"`) {
+		t.Error("the lost update was not logged with the process id")
+	}
+
+	// The retry: PostgREST now holds the check, still creating.
+	up.on(http.MethodGet, "identity_checks", 200, "["+checkRow("creating")+"]")
+	rec = call(e, http.MethodPost, "/customers/"+customerID+"/identity-checks", tokenFor(t, tenantA), nil)
+	wantStatus(t, rec, 202)
+	_ = json.Unmarshal(rec.Body.Bytes(), &got)
+	if got["id"] != checkID || got["status"] != "creating" {
+		t.Errorf("retry answer %v", got)
+	}
+	if n := count(up, http.MethodPost, "/api/v2/ci/processes"); n != 1 {
+		t.Errorf("Credas create posted %d times, want 1", n)
+	}
+	if n := count(up, http.MethodPost, "/rest/v1/identity_checks"); n != 1 {
+		t.Errorf("checks inserted %d times, want 1", n)
+	}
+	var lookup captured
+	for _, r := range up.requests() {
+		if r.Method == http.MethodGet && r.Path == "/rest/v1/identity_checks" {
+			lookup = r
+		}
+	}
+	if lookup.Query.Get("customer_id") != "eq."+customerID || lookup.Query.Get("status") != `in.("creating","invited","pending")` || lookup.Query.Get("tenant_id") != "eq."+tenantA {
+		t.Errorf("open-check lookup %v", lookup.Query)
+	}
+}
+
+// TestIdentityCheckCredasRefusals: Credas refusing the customer's data is a
+// 422 naming the customer's field; refusing us (a bad key) stays a 502.
+func TestIdentityCheckCredasRefusals(t *testing.T) {
+	tests := []struct {
+		name   string
+		status int
+		body   string
+		want   int
+		fields []string
+	}{
+		{"bad email", 400, `{"errors":{"ProcessEntities[0].EmailAddress":["'Email Address' is not a valid email address."]}}`, 422, []string{"email"}},
+		{"bad phone and name", 400, `{"errors":{"processEntities[0].phoneNumber":["invalid"],"processEntities[0].surname":["required"]}}`, 422, []string{"phone", "full_name"}},
+		{"bad key", 403, `{"message":"Forbidden"}`, 502, nil},
+		{"unnamed 400", 400, `{"message":"bad request"}`, 502, nil},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			e, up, _ := newApp(t, appOpts{credas: true})
+			up.on(http.MethodGet, "customers", 200, `[{"full_name":"Alice","email":"alice@example","phone":"12"}]`)
+			up.on(http.MethodGet, "identity_checks", 200, `[]`)
+			up.on(http.MethodPost, "identity_checks", 201, checkRow("creating"))
+			up.on(http.MethodPatch, "identity_checks", 200, checkRow("error"))
+			up.onCredas(http.MethodPost, "/processes", tc.status, tc.body)
+			rec := call(e, http.MethodPost, "/customers/"+customerID+"/identity-checks", tokenFor(t, tenantA), nil)
+			wantStatus(t, rec, tc.want)
+			if strings.Contains(rec.Body.String(), "ProcessEntities") || strings.Contains(rec.Body.String(), "Forbidden") {
+				t.Errorf("Credas' text reached the client: %s", rec.Body)
+			}
+			if tc.fields != nil {
+				var v struct {
+					Detail []struct{ Loc []string } `json:"detail"`
+				}
+				_ = json.Unmarshal(rec.Body.Bytes(), &v)
+				var got []string
+				for _, d := range v.Detail {
+					got = append(got, strings.Join(d.Loc, "."))
+				}
+				var want []string
+				for _, f := range tc.fields {
+					want = append(want, "customer."+f)
+				}
+				if strings.Join(got, ",") != strings.Join(want, ",") {
+					t.Errorf("fields %v, want %v (%s)", got, want, rec.Body)
+				}
+			}
+			upd := patches(up, "identity_checks")
+			if len(upd) != 1 || !strings.Contains(upd[0].Body, `"status":"error"`) {
+				t.Errorf("check not marked error: %v", upd)
+			}
+		})
+	}
+}
+
+// TestIdentityCheckOpenCheckAnswered: a customer with an open check is not
+// invited again.
+func TestIdentityCheckOpenCheckAnswered(t *testing.T) {
+	e, up, _ := newApp(t, appOpts{credas: true})
+	up.on(http.MethodGet, "customers", 200, `[{"full_name":"Alice","email":"alice@example.com","phone":null}]`)
+	up.on(http.MethodGet, "identity_checks", 200, "["+checkRow("pending")+"]")
+	rec := call(e, http.MethodPost, "/customers/"+customerID+"/identity-checks", tokenFor(t, tenantA), nil)
+	wantStatus(t, rec, 202)
+	if n := count(up, http.MethodPost, "/"); n != 0 {
+		t.Errorf("%d creates sent", n)
+	}
 }

@@ -233,7 +233,7 @@ func TestCredasPollPlans(t *testing.T) {
 	wantStatus(t, rec, 200)
 	wantJSON(t, rec, `{"due":3,"tasks":1,"capped":false,"needs_reconcile":2}`)
 	q := up.only("identity_checks").Query
-	for k, want := range map[string]string{"status": `in.("invited","pending","needs_reconcile")`, "order": "updated_at.asc,id.asc",
+	for k, want := range map[string]string{"status": `in.("creating","invited","pending","needs_reconcile")`, "order": "updated_at.asc,id.asc",
 		"limit": "500", "tenant_id": "", "archived_at": "is.null"} {
 		if q.Get(k) != want {
 			t.Errorf("%s = %q, want %q", k, q.Get(k), want)
@@ -269,7 +269,7 @@ func TestCredasPollTask(t *testing.T) {
 	wantJSON(t, rec, `{"checked":2,"completed":1,"failed":1,"needs_reconcile":2,"skipped":0,"left":0}`)
 	read := up.requests()[0]
 	if read.Query.Get("tenant_id") != "" || read.Query.Get("updated_at") != "lt."+cutoff ||
-		read.Query.Get("status") != `in.("invited","pending","needs_reconcile")` {
+		read.Query.Get("status") != `in.("creating","invited","pending","needs_reconcile")` {
 		t.Errorf("due read %v", read.Query)
 	}
 	var got []string

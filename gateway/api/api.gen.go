@@ -190,6 +190,7 @@ func (e EntityType) Valid() bool {
 
 // Defines values for IdentityCheckStatus.
 const (
+	Creating       IdentityCheckStatus = "creating"
 	Error          IdentityCheckStatus = "error"
 	Expired        IdentityCheckStatus = "expired"
 	Failed         IdentityCheckStatus = "failed"
@@ -203,6 +204,8 @@ const (
 // Valid indicates whether the value is a known member of the IdentityCheckStatus enum.
 func (e IdentityCheckStatus) Valid() bool {
 	switch e {
+	case Creating:
+		return true
 	case Error:
 		return true
 	case Expired:

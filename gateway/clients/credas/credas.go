@@ -31,6 +31,35 @@ var (
 	ErrUnavailable = errors.New("credas: unavailable")
 )
 
+// InvalidPersonError is Credas refusing the person's data (a 400 whose
+// validation errors name the email address, phone number or name): the
+// customer's record needs fixing, nothing is wrong with the service.
+type InvalidPersonError struct {
+	// Fields are the person's fields named: "email", "phone", "full_name".
+	Fields []string
+	err    error
+}
+
+func (e *InvalidPersonError) Error() string { return e.err.Error() }
+
+// Unwrap makes it an ErrRejected too.
+func (e *InvalidPersonError) Unwrap() error { return e.err }
+
+// personFields finds the person's fields a validation answer names. The
+// shape of Credas' validation errors is not documented; ASP.NET's problem
+// details name the field as "ProcessEntities[0].EmailAddress" or similar, so
+// the body is searched for the field names, case-insensitively.
+func personFields(raw []byte) []string {
+	body := strings.ToLower(string(raw))
+	var out []string
+	for _, f := range []struct{ name, key string }{{"emailaddress", "email"}, {"phonenumber", "phone"}, {"firstname", "full_name"}, {"surname", "full_name"}} {
+		if strings.Contains(body, f.name) && (len(out) == 0 || out[len(out)-1] != f.key) {
+			out = append(out, f.key)
+		}
+	}
+	return out
+}
+
 // Contact is how Credas reaches the person.
 type Contact string
 
@@ -119,7 +148,11 @@ func (c *Client) CreateProcess(ctx context.Context, title, webhookURL string, p 
 	switch {
 	case status >= 200 && status < 300:
 	case status >= 400 && status < 500 && status != http.StatusRequestTimeout && status != http.StatusTooManyRequests:
-		return Process{}, fmt.Errorf("%w: create process: status %d: %.300s", ErrRejected, status, raw)
+		err := fmt.Errorf("%w: create process: status %d: %.300s", ErrRejected, status, raw)
+		if f := personFields(raw); (status == http.StatusBadRequest || status == http.StatusUnprocessableEntity) && len(f) > 0 {
+			return Process{}, &InvalidPersonError{Fields: f, err: err}
+		}
+		return Process{}, err
 	default:
 		return Process{}, fmt.Errorf("%w: create process: status %d: %.300s", ErrAmbiguous, status, raw)
 	}

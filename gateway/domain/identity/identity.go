@@ -117,10 +117,16 @@ var CheckColumns = []supabase.Column{"id", "customer_id", "provider", "status", 
 
 var openStatuses = []string{"invited", "pending"}
 
-// Create invites the tenant's customer. The check row exists before Credas
-// is called, so that its webhook URL can name it; a create whose outcome is
-// unknown (timeout, 5xx) is never re-posted but marked needs_reconcile, since
-// a second post could send a second invite. created is false in that case.
+// Create invites the tenant's customer, at most once per open check.
+//
+// The intent is recorded first: the check row exists, `creating`, before
+// Credas is called (its webhook URL names it). A create whose outcome is
+// unknown (timeout, 5xx) is never re-posted but marked needs_reconcile,
+// since a second post could send a second invite. Once Credas has accepted,
+// the answer is a success whatever happens to our own writes: failing would
+// only invite a retry. A retry, or any create while the customer has an open
+// check (creating, invited, pending), answers that check without calling
+// Credas. created is false when no new invite was confirmed.
 func (s *Service) Create(ctx context.Context, tenant supabase.TenantID, userID, customerID, contact, correlationID string) (_ json.RawMessage, created bool, _ error) {
 	var cust []struct {
 		FullName string  `json:"full_name"`
@@ -141,55 +147,107 @@ func (s *Service) Create(ctx context.Context, tenant supabase.TenantID, userID, 
 	if (mode == credas.ContactEmail && deref(c.Email) == "") || (mode == credas.ContactSMS && deref(c.Phone) == "") {
 		return nil, false, ErrContactMissing
 	}
+	if open, err := s.openCheck(ctx, tenant, customerID); err != nil || open != nil {
+		return open, false, err
+	}
 	token, hash, err := newToken()
 	if err != nil {
 		return nil, false, err
 	}
-	row := supabase.Row{"customer_id": customerID, "provider": "credas", "status": "invited", "webhook_token_hash": hash}
+	row := supabase.Row{"customer_id": customerID, "provider": "credas", "status": "creating", "webhook_token_hash": hash}
 	if userID != "" {
 		row["created_by"] = userID
 	}
-	ins, err := s.db.From(tenant, table).Select("id").Insert(ctx, row)
+	ins, err := s.db.From(tenant, table).Select(CheckColumns...).Insert(ctx, row)
 	if err != nil {
 		return nil, false, err
 	}
-	var check struct{ ID string }
+	var check map[string]any
 	if err := json.Unmarshal(ins, &check); err != nil {
 		return nil, false, err
 	}
+	checkID, _ := check["id"].(string)
 	first, last, _ := strings.Cut(strings.TrimSpace(c.FullName), " ")
-	hook := s.cfg.WebhookBaseURL + "/webhooks/credas?" + url.Values{"tenant": {tenant.String()}, "check": {check.ID}, "token": {token}}.Encode()
+	hook := s.cfg.WebhookBaseURL + "/webhooks/credas?" + url.Values{"tenant": {tenant.String()}, "check": {checkID}, "token": {token}}.Encode()
 	proc, perr := s.p.CreateProcess(ctx, "FleetPilot identity check", hook, credas.Person{
 		FirstName: first, Surname: last, Email: deref(c.Email), Phone: deref(c.Phone), Reference: customerID,
 	}, mode, correlationID)
 	upd := supabase.Row{}
 	switch {
 	case perr == nil:
-		upd["provider_reference"], upd["provider_entity_ref"] = proc.ProcessID, proc.EntityID
+		upd["status"], upd["provider_reference"], upd["provider_entity_ref"] = "invited", proc.ProcessID, proc.EntityID
 	case errors.Is(perr, credas.ErrAmbiguous):
-		s.log.WarnContext(ctx, "credas create outcome unknown; check needs reconciling", "check_id", check.ID, "err", perr)
+		s.log.WarnContext(ctx, "credas create outcome unknown; check needs reconciling", "check_id", checkID, "err", perr)
 		upd["status"] = "needs_reconcile"
 	default:
-		s.log.ErrorContext(ctx, "credas refused the check", "check_id", check.ID, "err", perr)
+		s.log.ErrorContext(ctx, "credas refused the check", "check_id", checkID, "err", perr)
 		upd["status"], upd["completed_at"] = "error", s.stamp()
 	}
-	out, err := s.db.From(tenant, table).Select(CheckColumns...).Eq("id", check.ID).UpdateOne(ctx, upd)
-	if err != nil {
-		// The invite may be out; keep what is needed to reconcile the check by
-		// hand (the poll counts a check without references as unconfirmed).
-		s.log.ErrorContext(ctx, "identity check not updated after the Credas create", "check_id", check.ID,
-			"process_id", proc.ProcessID, "entity_id", proc.EntityID, "credas_err", perr, "err", err)
-		return nil, false, err
-	}
+	out, err := s.saveOutcome(ctx, tenant, checkID, upd)
 	if perr != nil && !errors.Is(perr, credas.ErrAmbiguous) {
+		// Refused: nothing was sent, so failing the request is safe; a
+		// check that could not be marked error stays creating (unconfirmed).
+		if err != nil {
+			s.log.ErrorContext(ctx, "refused identity check not marked error", "check_id", checkID, "err", err)
+		}
 		return out, false, fmt.Errorf("%w: %w", ErrProviderRefused, perr)
 	}
-	// From here the invite exists: failing the request would only invite a
-	// retry, and a second invite. The customer's status is a convenience copy.
+	if err != nil {
+		// The invite may be out: never fail now (a retry finds this check,
+		// creating, and sends nothing). The ids are logged so that the check
+		// can be completed by hand; the poll counts it as unconfirmed.
+		s.log.ErrorContext(ctx, "identity check not updated after the Credas create; answered with what is known", "check_id", checkID,
+			"process_id", proc.ProcessID, "entity_id", proc.EntityID, "status", upd["status"], "credas_err", perr, "err", err)
+		check["status"] = upd["status"]
+		out, err = json.Marshal(check)
+		if err != nil {
+			return nil, false, err
+		}
+	}
+	// The customer's status is a convenience copy: its failure is logged only.
 	if _, err := s.db.From(tenant, "customers").Select("id").Eq("id", customerID).UpdateOne(ctx, supabase.Row{"identity_status": "pending"}); err != nil {
-		s.log.ErrorContext(ctx, "customer identity_status not set to pending", "check_id", check.ID, "customer_id", customerID, "err", err)
+		s.log.ErrorContext(ctx, "customer identity_status not set to pending", "check_id", checkID, "customer_id", customerID, "err", err)
 	}
 	return out, perr == nil, nil
+}
+
+// openStates are the checks a new create answers instead of inviting again.
+var openStates = []string{"creating", "invited", "pending"}
+
+// openCheck returns the customer's newest open check, or nil.
+func (s *Service) openCheck(ctx context.Context, tenant supabase.TenantID, customerID string) (json.RawMessage, error) {
+	var rows []json.RawMessage
+	err := s.db.From(tenant, table).Select(CheckColumns...).Eq("customer_id", customerID).In("status", openStates...).
+		Order("created_at", true).Limit(1).Into(ctx, &rows)
+	if err != nil || len(rows) == 0 {
+		return nil, err
+	}
+	return rows[0], nil
+}
+
+// saveOutcome writes Credas' answer to the check. The write is tried up to
+// three times (PostgREST writes are not retried by the client) within the
+// request's deadline: after Credas accepted, losing it leaves the check
+// without its process.
+func (s *Service) saveOutcome(ctx context.Context, tenant supabase.TenantID, checkID string, upd supabase.Row) (json.RawMessage, error) {
+	var err error
+	for i := range 3 {
+		if i > 0 {
+			t := time.NewTimer(time.Duration(i) * 100 * time.Millisecond)
+			select {
+			case <-ctx.Done():
+				t.Stop()
+				return nil, errors.Join(err, ctx.Err())
+			case <-t.C:
+			}
+		}
+		var out json.RawMessage
+		out, err = s.db.From(tenant, table).Select(CheckColumns...).Eq("id", checkID).Eq("status", "creating").UpdateOne(ctx, upd)
+		if err == nil || errors.Is(err, supabase.ErrNotFound) {
+			return out, err
+		}
+	}
+	return nil, err
 }
 
 // List returns one page of the customer's checks; page sets the order and
@@ -233,7 +291,7 @@ func (s *Service) Link(ctx context.Context, tenant supabase.TenantID, checkID, c
 	if err != nil {
 		return "", time.Time{}, err
 	}
-	if c.Status == "needs_reconcile" {
+	if c.Status == "needs_reconcile" || c.Status == "creating" {
 		return "", time.Time{}, ErrNotReconciled
 	}
 	p, ok := c.process()

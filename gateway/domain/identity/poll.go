@@ -14,8 +14,9 @@ import (
 const TaskPath = "/internal/tasks/credas-poll"
 
 // pollStatuses are the checks the poll looks at: open ones, and those whose
-// creation is unconfirmed (counted for a human to reconcile).
-var pollStatuses = []string{"invited", "pending", "needs_reconcile"}
+// creation is unconfirmed (left creating or needs_reconcile; counted for a
+// human to reconcile).
+var pollStatuses = []string{"creating", "invited", "pending", "needs_reconcile"}
 
 // PollPlan counts what a poll call planned.
 type PollPlan struct {
@@ -54,7 +55,7 @@ func (s *Service) Poll(ctx context.Context) (PollPlan, error) {
 		ids := make([]string, len(rows))
 		for i, r := range rows {
 			ids[i] = r.ID
-			if r.Status == "needs_reconcile" || r.ProcessID == nil || r.EntityID == nil {
+			if r.Status == "needs_reconcile" || r.Status == "creating" || r.ProcessID == nil || r.EntityID == nil {
 				res.Unconfirmed++
 			}
 		}
