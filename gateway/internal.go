@@ -8,6 +8,7 @@ import (
 
 	"github.com/fleetpilot/gateway/gateway/api"
 	"github.com/fleetpilot/gateway/gateway/domain/pcn"
+	"github.com/fleetpilot/gateway/gateway/telemetry"
 	"github.com/fleetpilot/gateway/supabase"
 )
 
@@ -67,7 +68,7 @@ func (s *server) ResetStuckJobs(c *echo.Context) error {
 	if err != nil {
 		return upstream("Failed to reset stuck jobs", err)
 	}
-	s.metrics.Sweep(c.Request().Context(), "pcn_reset_stuck", res.Reset+res.Failed+res.Errors, res.Reset, 0, res.Failed+res.Errors)
+	s.metrics.Sweep(c.Request().Context(), telemetry.SweepPCNResetStuck, res.Reset+res.Failed+res.Errors, res.Reset, 0, res.Failed+res.Errors)
 	return c.JSON(http.StatusOK, api.ResetStuckResult{Reset: res.Reset, Failed: res.Failed, Errors: res.Errors})
 }
 

@@ -7,6 +7,7 @@ import (
 	"github.com/labstack/echo/v5"
 
 	"github.com/fleetpilot/gateway/gateway/domain/sweep"
+	"github.com/fleetpilot/gateway/gateway/telemetry"
 )
 
 // RefreshFleetDVLA answers POST /internal/jobs/dvla-refresh (Cloud
@@ -20,6 +21,7 @@ func (s *server) RefreshFleetDVLA(c *echo.Context) error {
 	if err != nil {
 		return upstream("Failed to plan the vehicle refresh", err)
 	}
+	s.metrics.Sweep(c.Request().Context(), telemetry.SweepDVLARefresh, res.Due, 0, 0, 0)
 	return c.JSON(http.StatusOK, res)
 }
 
@@ -38,6 +40,8 @@ func (s *server) RunDVLARefreshTask(c *echo.Context) error {
 	if err != nil {
 		return upstream("Failed to refresh vehicles", err)
 	}
+	done, skipped, failed := res.Outcomes()
+	s.metrics.Sweep(ctx, telemetry.SweepDVLARefresh, 0, done, skipped, failed)
 	if res.Left > 0 {
 		return retryLater("The task ran out of time; the rest will be retried")
 	}
@@ -55,6 +59,7 @@ func (s *server) PollIdentityChecks(c *echo.Context) error {
 	if err != nil {
 		return upstream("Failed to plan the identity check poll", err)
 	}
+	s.metrics.Sweep(c.Request().Context(), telemetry.SweepCredasPoll, res.Due, 0, 0, 0)
 	return c.JSON(http.StatusOK, res)
 }
 
@@ -73,6 +78,8 @@ func (s *server) RunCredasPollTask(c *echo.Context) error {
 	if err != nil {
 		return upstream("Failed to poll identity checks", err)
 	}
+	done, skipped, failed := res.Outcomes()
+	s.metrics.Sweep(ctx, telemetry.SweepCredasPoll, 0, done, skipped, failed)
 	if res.Left > 0 {
 		return retryLater("The task ran out of time; the rest will be retried")
 	}

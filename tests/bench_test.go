@@ -4,8 +4,11 @@ import (
 	"fmt"
 	"net/http"
 	"net/http/httptest"
+	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/caarlos0/env/v11"
 
 	"github.com/fleetpilot/gateway/gateway"
 	"github.com/fleetpilot/gateway/gateway/wire"
@@ -85,3 +88,54 @@ func BenchmarkVerify(b *testing.B) {
 type discard struct{}
 
 func (discard) Write(p []byte) (int, error) { return len(p), nil }
+
+// BenchmarkListTelemetry is BenchmarkListIncidents (20 rows) with telemetry
+// off and on as production runs it: the default sample ratio, metrics
+// aggregated for a scrape, sampled spans exported (to a file). The CPU
+// difference per request is the cost of observability on the hot path.
+func BenchmarkListTelemetry(b *testing.B) {
+	body := []byte(rows(20))
+	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json; charset=utf-8")
+		w.Header().Set("Content-Range", "0-19/20")
+		_, _ = w.Write(body)
+	}))
+	defer up.Close()
+	for _, on := range []bool{false, true} {
+		b.Run(fmt.Sprintf("telemetry=%v", on), func(b *testing.B) {
+			cfg := testConfig()
+			cfg.Supabase.URL = up.URL
+			if on {
+				def := gateway.Config{}
+				if err := env.ParseWithOptions(&def.Telemetry, env.Options{Prefix: "TELEMETRY_", Environment: map[string]string{}}); err != nil {
+					b.Fatal(err)
+				}
+				cfg.Telemetry = def.Telemetry
+				cfg.Telemetry.MetricsAddr = "127.0.0.1:0"
+				cfg.Telemetry.Traces = filepath.Join(b.TempDir(), "spans.json")
+			}
+			log := gateway.NewLogger(discard{}, "info")
+			v, err := supabase.NewVerifier(b.Context(), supabase.VerifierConfig{JWTSecret: jwtSecret, Issuer: supabaseURL + "/auth/v1"}, nil, log)
+			if err != nil {
+				b.Fatal(err)
+			}
+			app, err := wire.Build(b.Context(), cfg, log, wire.Options{Verifier: v, Queue: &recordingQueue{}})
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer app.Close()
+			tok := tokenFor(b, tenantA)
+			b.ReportAllocs()
+			b.ResetTimer()
+			for b.Loop() {
+				req := httptest.NewRequest(http.MethodGet, "/incidents?status=open&limit=50", nil)
+				req.Header.Set("Authorization", "Bearer "+tok)
+				rec := httptest.NewRecorder()
+				app.Handler.ServeHTTP(rec, req)
+				if rec.Code != 200 {
+					b.Fatalf("status %d: %s", rec.Code, rec.Body.String())
+				}
+			}
+		})
+	}
+}

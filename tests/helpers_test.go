@@ -25,6 +25,7 @@ import (
 	"github.com/fleetpilot/gateway/gateway/clients/dvla"
 	"github.com/fleetpilot/gateway/gateway/clients/gcs"
 	"github.com/fleetpilot/gateway/gateway/domain/pcn"
+	"github.com/fleetpilot/gateway/gateway/telemetry"
 	"github.com/fleetpilot/gateway/gateway/wire"
 	"github.com/fleetpilot/gateway/supabase"
 	"github.com/fleetpilot/gateway/tests/contract"
@@ -172,6 +173,8 @@ type appOpts struct {
 	now func() time.Time
 	// sweeps records the sweep tasks the DVLA and Credas planners enqueue.
 	sweeps *recordingDispatcher
+	// telemetry replaces the (off) telemetry of the test config.
+	telemetry *telemetry.Telemetry
 }
 
 type pcnOpts struct {
@@ -209,7 +212,7 @@ func newApp(t *testing.T, o appOpts) (http.Handler, *upstream, *bytes.Buffer) {
 	if o.sweeps == nil {
 		o.sweeps = &recordingDispatcher{}
 	}
-	opts := wire.Options{HTTPClient: hc, Verifier: o.verifier, Queue: &recordingQueue{}, Sweeps: o.sweeps, Now: o.now}
+	opts := wire.Options{HTTPClient: hc, Verifier: o.verifier, Queue: &recordingQueue{}, Sweeps: o.sweeps, Now: o.now, Telemetry: o.telemetry}
 	if o.files {
 		opts.Files = testStore(t, hc)
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
@@ -11,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jarcoal/httpmock"
 	"go.opentelemetry.io/otel/attribute"
 	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
 	"go.opentelemetry.io/otel/sdk/metric/metricdata"
@@ -21,6 +23,7 @@ import (
 	"github.com/fleetpilot/gateway/gateway/clients/claude"
 	"github.com/fleetpilot/gateway/gateway/clients/tasks"
 	"github.com/fleetpilot/gateway/gateway/domain/pcn"
+	"github.com/fleetpilot/gateway/gateway/domain/sweep"
 	"github.com/fleetpilot/gateway/gateway/telemetry"
 	"github.com/fleetpilot/gateway/supabase"
 )
@@ -310,6 +313,90 @@ func TestTelemetryMetricsByStatus(t *testing.T) {
 	misses := sumValue(rm, telemetry.MetricCacheLookups, map[string]string{"cache": "token", "result": "miss"})
 	if hits != 2 || misses != 1 {
 		t.Errorf("token cache hits %d, misses %d; want 2, 1", hits, misses)
+	}
+}
+
+// TestTelemetrySweepMetrics: the DVLA refresh and the Credas poll count the
+// items their Scheduler call planned, and how each item of a task ended:
+// done, skipped (no longer due) or failed (moved to the back; for the poll,
+// also a check that is unconfirmed and needs a person).
+func TestTelemetrySweepMetrics(t *testing.T) {
+	reader := sdkmetric.NewManualReader()
+	tel, err := telemetry.NewForTest(tracetest.NewInMemoryExporter(), reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = tel.Shutdown(context.Background()) })
+	e, up, _ := newApp(t, appOpts{dvla: true, credas: true, telemetry: tel})
+	soon := time.Now().AddDate(0, 0, 10).Format("2006-01-02")
+	later := time.Now().AddDate(1, 0, 0).Format("2006-01-02")
+	cutoff := "2026-11-29T12:00:00Z"
+
+	// DVLA: v1 refreshed and v2 unknown to DVLA (done); v3 not saved and
+	// v4 failing at DVLA (failed); gone no longer due (skipped).
+	v1, v2, v3, v4, gone := uuidN('d', 1), uuidN('d', 2), uuidN('d', 3), uuidN('d', 4), uuidN('d', 5)
+	vehicle := func(id, tenant, reg string) string {
+		return `{"id":"` + id + `","tenant_id":"` + tenant + `","registration":"` + reg + `","dvla_swept_at":"2026-11-01T00:00:00+00:00"}`
+	}
+	up.on(http.MethodGet, "vehicles", 200, "["+strings.Join([]string{vehicle(v1, tenantA, "AB12CDE"), vehicle(v2, tenantA, "ER19NFD"),
+		vehicle(v3, tenantB, "CD34EFG"), vehicle(v4, tenantB, "ER19ERR")}, ",")+"]")
+	up.onFunc(http.MethodPatch, "vehicles", func(r captured) (int, string) {
+		if r.Query.Get("id") == "eq."+v3 && strings.Contains(r.Body, "year_of_manufacture") {
+			return 400, `{"code":"23514","message":"new row violates check constraint"}`
+		}
+		return 200, `{"id":"x"}`
+	})
+	up.mt.RegisterResponder(http.MethodPost, dvlaURL+"/v1/vehicles", func(r *http.Request) (*http.Response, error) {
+		b, _ := io.ReadAll(r.Body)
+		switch {
+		case strings.Contains(string(b), "AB12CDE"):
+			return httpmock.NewStringResponse(200, dvlaRecord("AB12CDE", soon, later)), nil
+		case strings.Contains(string(b), "CD34EFG"):
+			return httpmock.NewStringResponse(200, dvlaRecord("CD34EFG", later, later)), nil
+		case strings.Contains(string(b), "ER19ERR"):
+			return httpmock.NewStringResponse(500, `{}`), nil
+		}
+		return httpmock.NewStringResponse(404, `{}`), nil
+	})
+	wantStatus(t, internalPost(e, "/internal/jobs/dvla-refresh", ""), 200)
+	body, _ := json.Marshal(sweep.Batch{Cutoff: cutoff, IDs: []string{v1, v2, v3, v4, gone}})
+	wantStatus(t, internalPost(e, "/internal/tasks/dvla-refresh", string(body)), 200)
+
+	// Credas: c1 and c2 unconfirmed, c3's read fails (failed); c4 read and
+	// saved (done); c5 no longer due (skipped).
+	c1, c2, c3, c4, c5 := uuidN('c', 1), uuidN('c', 2), uuidN('c', 3), uuidN('c', 4), uuidN('c', 5)
+	check := func(id, tenant, status, ref string) string {
+		refs := `"provider_reference":null,"provider_entity_ref":null`
+		if ref != "" {
+			refs = `"provider_reference":"p-` + ref + `","provider_entity_ref":"e-` + ref + `"`
+		}
+		return `{"id":"` + id + `","tenant_id":"` + tenant + `","customer_id":"` + customerID + `","status":"` + status +
+			`","updated_at":"2026-11-01T00:00:00+00:00",` + refs + `}`
+	}
+	up.on(http.MethodGet, "identity_checks", 200, "["+strings.Join([]string{check(c1, tenantA, "needs_reconcile", ""),
+		check(c2, tenantA, "invited", ""), check(c3, tenantB, "pending", "3"), check(c4, tenantB, "pending", "4")}, ",")+"]")
+	up.on(http.MethodPatch, "identity_checks", 200, `{"id":"x"}`)
+	up.on(http.MethodPatch, "customers", 200, `{"id":"x"}`)
+	up.onCredas(http.MethodGet, "/processes/p-3/details", 500, `{}`)
+	up.onCredas(http.MethodGet, "/processes/p-4/details", 200, `{"status":2}`)
+	up.onCredas(http.MethodGet, "/entities/e-4/summary", 200, `{"overallResult":"Pass"}`)
+	wantStatus(t, internalPost(e, "/internal/jobs/credas-poll", ""), 200)
+	body, _ = json.Marshal(sweep.Batch{Cutoff: cutoff, IDs: []string{c1, c2, c3, c4, c5}})
+	wantStatus(t, internalPost(e, "/internal/tasks/credas-poll", string(body)), 200)
+
+	rm := collect(t, reader)
+	for _, c := range []struct {
+		sweep string
+		want  map[string]int64
+	}{
+		{telemetry.SweepDVLARefresh, map[string]int64{"planned": 4, "done": 2, "skipped": 1, "failed": 2}},
+		{telemetry.SweepCredasPoll, map[string]int64{"planned": 4, "done": 1, "skipped": 1, "failed": 3}},
+	} {
+		for state, want := range c.want {
+			if n := sumValue(rm, telemetry.MetricSweepItems, map[string]string{"sweep": c.sweep, "state": state}); n != want {
+				t.Errorf("%s %s = %d, want %d", c.sweep, state, n, want)
+			}
+		}
 	}
 }
 

@@ -25,6 +25,13 @@ const (
 	MetricCacheLookups     = "fleetpilot.cache.lookups"
 )
 
+// Sweep names, the sweep label of MetricSweepItems.
+const (
+	SweepDVLARefresh   = "dvla_refresh"
+	SweepCredasPoll    = "credas_poll"
+	SweepPCNResetStuck = "pcn_reset_stuck"
+)
+
 // latencyBuckets (seconds) cover a 2 ms cache hit up to a 5-minute job.
 var latencyBuckets = []float64{0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300}
 
@@ -164,7 +171,8 @@ func (m *Metrics) Job(ctx context.Context, outcome string, d time.Duration) {
 	}))
 }
 
-// Sweep adds one run of a scheduled sweep: items planned, and how they ended.
+// Sweep adds to a scheduled sweep's progress: items planned (by the
+// Scheduler call) and how items ended (in the tasks).
 func (m *Metrics) Sweep(ctx context.Context, sweep string, planned, done, skipped, failed int) {
 	if m == nil {
 		return

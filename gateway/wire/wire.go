@@ -53,6 +53,9 @@ type Options struct {
 	Sweeps tasks.Dispatcher
 	// Now is the gateway's clock (nil: time.Now).
 	Now func() time.Time
+	// Telemetry replaces the providers built from cfg.Telemetry (tests use
+	// in-memory exporters); the caller shuts it down.
+	Telemetry *telemetry.Telemetry
 }
 
 // App is a wired gateway.
@@ -81,11 +84,14 @@ func Build(ctx context.Context, cfg gateway.Config, log *slog.Logger, o Options)
 	}()
 	tcfg := cfg.Telemetry
 	tcfg.ProjectID, tcfg.ServiceName, tcfg.ServiceVersion = cfg.Tasks.ProjectID, "fleetpilot-gateway", version()
-	tel, err := telemetry.New(ctx, tcfg, log)
-	if err != nil {
-		return nil, err
+	tel := o.Telemetry
+	if tel == nil {
+		if tel, err = telemetry.New(ctx, tcfg, log); err != nil {
+			return nil, err
+		}
+		a.tel = tel
 	}
-	a.tel, a.Metrics = tel, tel.MetricsHandler()
+	a.Metrics = tel.MetricsHandler()
 	if tel != nil {
 		log = slog.New(telemetry.LogHandler(log.Handler(), cfg.Tasks.ProjectID))
 		a.log = log
@@ -165,7 +171,7 @@ func Build(ctx context.Context, cfg gateway.Config, log *slog.Logger, o Options)
 	var identitySvc *identity.Service
 	if sweeps == nil && cfg.Tasks.ProjectID == "" {
 		a.sweeps = tasks.NewPaced(2, 100_000, func(ctx context.Context, t tasks.Task) error {
-			return runSweepTask(ctx, fleetSvc, identitySvc, t)
+			return runSweepTask(ctx, fleetSvc, identitySvc, tel.Metrics(), t)
 		}, log)
 		sweeps = a.sweeps
 	}
@@ -310,7 +316,7 @@ func (a *App) Serve(ctx context.Context, ln net.Listener) error {
 }
 
 // runSweepTask runs an in-process sweep task as its endpoint would.
-func runSweepTask(ctx context.Context, f *fleet.Service, id *identity.Service, t tasks.Task) error {
+func runSweepTask(ctx context.Context, f *fleet.Service, id *identity.Service, m *telemetry.Metrics, t tasks.Task) error {
 	b, err := sweep.ParseBatch(t.Body)
 	if err != nil {
 		return err
@@ -322,12 +328,16 @@ func runSweepTask(ctx context.Context, f *fleet.Service, id *identity.Service, t
 		if err != nil {
 			return err
 		}
+		done, skipped, failed := res.Outcomes()
+		m.Sweep(ctx, telemetry.SweepDVLARefresh, 0, done, skipped, failed)
 		left = res.Left
 	case t.Path == identity.TaskPath && id != nil:
 		res, err := id.RunTask(ctx, b, t.ID)
 		if err != nil {
 			return err
 		}
+		done, skipped, failed := res.Outcomes()
+		m.Sweep(ctx, telemetry.SweepCredasPoll, 0, done, skipped, failed)
 		left = res.Left
 	default:
 		return fmt.Errorf("no in-process handler for %s", t.Path)

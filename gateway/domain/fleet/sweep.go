@@ -62,6 +62,8 @@ type TaskResult struct {
 	// Left is what the task's time did not reach; it stays due.
 	Left   int     `json:"left"`
 	Alerts []Alert `json:"alerts"`
+	// done counts the vehicles whose refresh was saved (for Outcomes).
+	done int
 }
 
 // RunTask refreshes a task's vehicles that are still due, paced at Rate
@@ -134,6 +136,7 @@ func (s *Service) refreshOne(ctx context.Context, tenant supabase.TenantID, id, 
 		s.markAttempted(ctx, tenant, id, reg, cutoff)
 		return
 	}
+	res.done++
 	if lerr == nil {
 		res.Updated++
 		res.Alerts = append(res.Alerts, s.alerts(tenant, id, reg, dv)...)
@@ -153,3 +156,10 @@ func (s *Service) save(tenant supabase.TenantID, id, reg, cutoff string) *supaba
 }
 
 func (s *Service) stamp() string { return s.now().UTC().Format(time.RFC3339Nano) }
+
+// Outcomes sorts the task's vehicles for the sweep metrics: done (refreshed,
+// or marked unknown to DVLA), skipped (no longer due) and failed (moved to
+// the back). Vehicles left for lack of time are none of these: they stay due.
+func (r TaskResult) Outcomes() (done, skipped, failed int) {
+	return r.done, r.Skipped, r.Failed
+}

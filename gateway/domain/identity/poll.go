@@ -82,6 +82,8 @@ type PollResult struct {
 	Skipped int `json:"skipped"`
 	// Left is what the task's time did not reach; it stays due.
 	Left int `json:"left"`
+	// done counts the checks read from Credas and saved (for Outcomes).
+	done int
 }
 
 // RunTask re-reads from Credas the task's checks that are still due, paced
@@ -135,6 +137,7 @@ func (s *Service) RunTask(ctx context.Context, b sweep.Batch, correlationID stri
 			s.markPolled(ctx, tenant, c.checkState, b.Cutoff)
 			continue
 		}
+		res.done++
 		if outcome != credas.Pending {
 			res.Completed++
 		}
@@ -151,4 +154,13 @@ func (s *Service) markPolled(ctx context.Context, tenant supabase.TenantID, c ch
 	if err != nil && !errors.Is(err, supabase.ErrNotFound) {
 		s.log.ErrorContext(ctx, "identity check attempt not recorded; the next poll tries it again", "tenant_id", tenant.String(), "check_id", c.ID, "err", err)
 	}
+}
+
+// Outcomes sorts the task's checks for the sweep metrics: done (read from
+// Credas and saved, finished or still pending there), skipped (no longer
+// due) and failed (the read or the save failed, or the check is unconfirmed
+// and needs a person: both are moved to the back). Checks left for lack of
+// time are none of these: they stay due.
+func (r PollResult) Outcomes() (done, skipped, failed int) {
+	return r.done, r.Skipped, r.Failed + r.Unconfirmed
 }
