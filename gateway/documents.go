@@ -6,7 +6,6 @@ import (
 	"errors"
 	"mime"
 	"net/http"
-	"net/url"
 	"strings"
 	"time"
 
@@ -25,11 +24,14 @@ type FileStore interface {
 	Stat(ctx context.Context, object string) (gcs.Attrs, error)
 }
 
-const tableDocuments = "documents"
-
-var documentColumns = []supabase.Column{
-	"id", "entity_type", "entity_id", "doc_type", "filename", "content_type",
-	"size_bytes", "status", "uploaded_at", "created_at", "updated_at",
+// documents are the tenant's documents; the response is DocumentResponse.
+var documents = resource{
+	table: "documents",
+	columns: []supabase.Column{
+		"id", "entity_type", "entity_id", "doc_type", "filename", "content_type",
+		"size_bytes", "status", "uploaded_at", "created_at", "updated_at",
+	},
+	name: "Document",
 }
 
 // entityTables maps a document's entity_type to its table and the name used in errors.
@@ -40,8 +42,6 @@ var entityTables = map[string]struct{ table, name string }{
 	"incident":  {"incidents", "Incident"},
 	"violation": {"violations", "Violation"},
 }
-
-const errDocumentNotFound = "Document not found"
 
 func (s *server) files() (FileStore, error) { return configured(s.store, "Document storage") }
 
@@ -97,7 +97,7 @@ func (s *server) CreateDocumentUpload(c *echo.Context, _ api.CreateDocumentUploa
 		return upstream("Failed to create the upload URL", err)
 	}
 	p, _ := principalFrom(ctx)
-	doc, err := s.db.From(tenant, tableDocuments).Select(documentColumns...).Insert(ctx, supabase.Row{
+	doc, err := s.db.From(tenant, documents.table).Select(documents.columns...).Insert(ctx, supabase.Row{
 		"id": docID, "entity_type": entityType, "entity_id": entityID, "doc_type": docType,
 		"filename": filename, "content_type": contentType, "size_bytes": size,
 		"object_path": object, "status": "pending_upload", "created_by": p.UserID,
@@ -133,9 +133,9 @@ func (s *server) storedDocument(c *echo.Context, rawID string) (FileStore, strin
 	if err != nil {
 		return nil, "", documentState{}, err
 	}
-	id, ok := parseUUID(rawID)
-	if !ok {
-		return nil, "", documentState{}, notFound(errDocumentNotFound)
+	id, err := documents.id(rawID)
+	if err != nil {
+		return nil, "", documentState{}, err
 	}
 	st, err := s.documentState(c, id)
 	return store, id, st, err
@@ -144,13 +144,10 @@ func (s *server) storedDocument(c *echo.Context, rawID string) (FileStore, strin
 func (s *server) documentState(c *echo.Context, id string) (documentState, error) {
 	ctx := c.Request().Context()
 	var st documentState
-	row, err := s.db.From(tenantFrom(ctx), tableDocuments).
+	row, err := s.db.From(tenantFrom(ctx), documents.table).
 		Select("status", "object_path", "filename", "content_type", "size_bytes").Eq("id", id).One(ctx)
-	switch {
-	case errors.Is(err, supabase.ErrNotFound):
-		return st, notFound(errDocumentNotFound)
-	case err != nil:
-		return st, upstream("Failed to fetch document", err)
+	if err := documents.rowError("Failed to fetch document", err); err != nil {
+		return st, err
 	}
 	if err := json.Unmarshal(row, &st); err != nil {
 		return st, upstream("Failed to fetch document", err)
@@ -179,7 +176,7 @@ func (s *server) CompleteDocumentUpload(c *echo.Context, id string) error {
 	if !sameMediaType(attrs.ContentType, st.ContentType) {
 		return newError(http.StatusUnprocessableEntity, "Uploaded file type does not match the declared type", nil)
 	}
-	doc, err := s.db.From(tenantFrom(ctx), tableDocuments).Select(documentColumns...).
+	doc, err := s.db.From(tenantFrom(ctx), documents.table).Select(documents.columns...).
 		Eq("id", id).Eq("status", "pending_upload").
 		UpdateOne(ctx, supabase.Row{"status": "uploaded", "uploaded_at": supabase.Now(), "size_bytes": attrs.Size})
 	switch {
@@ -199,62 +196,15 @@ func sameMediaType(a, b string) bool {
 
 // ListDocuments answers GET /documents.
 func (s *server) ListDocuments(c *echo.Context, p api.ListDocumentsParams) error {
-	ctx := c.Request().Context()
-	var v ValidationError
-	spec := listSpec{name: tableDocuments, filters: url.Values{}}
-	q := s.db.From(tenantFrom(ctx), tableDocuments).Select(documentColumns...)
-	if p.EntityType != nil {
-		if !p.EntityType.Valid() {
-			v.add([]string{"query", "entity_type"}, "Input should be "+quoteList(s.rules.Schema("EntityType").Strings()), "enum")
-		}
-		q.Eq("entity_type", string(*p.EntityType))
-		spec.filters.Set("entity_type", string(*p.EntityType))
-	}
-	if p.EntityId != nil {
-		q.Eq("entity_id", p.EntityId.String())
-		spec.filters.Set("entity_id", p.EntityId.String())
-	}
-	if p.DocType != nil {
-		if !p.DocType.Valid() {
-			v.add([]string{"query", "doc_type"}, "Input should be "+quoteList(s.rules.Schema("DocType").Strings()), "enum")
-		}
-		q.Eq("doc_type", string(*p.DocType))
-		spec.filters.Set("doc_type", string(*p.DocType))
-	}
-	if p.Status != nil {
-		if !p.Status.Valid() {
-			v.add([]string{"query", "status"}, "Input should be "+quoteList(s.rules.Schema("DocumentStatus").Strings()), "enum")
-		}
-		q.Eq("status", string(*p.Status))
-		spec.filters.Set("status", string(*p.Status))
-	}
-	pr := parsePage(&v, spec, tenantFrom(ctx), p.Limit, p.Offset, p.Cursor)
-	if err := v.orNil(); err != nil {
-		return err
-	}
-	page, err := pr.apply(q).List(ctx)
-	if err != nil {
-		return upstream("Failed to fetch documents", err)
-	}
-	return writeList(c, spec, pr, page, "Failed to fetch documents")
+	return s.list(c, documents, pageParams{p.Limit, p.Offset, p.Cursor},
+		enumFilter("entity_type", p.EntityType, "EntityType"),
+		idFilter("entity_id", p.EntityId),
+		enumFilter("doc_type", p.DocType, "DocType"),
+		enumFilter("status", p.Status, "DocumentStatus"))
 }
 
 // GetDocument answers GET /documents/{id}.
-func (s *server) GetDocument(c *echo.Context, id string) error {
-	ctx := c.Request().Context()
-	id, ok := parseUUID(id)
-	if !ok {
-		return notFound(errDocumentNotFound)
-	}
-	row, err := s.db.From(tenantFrom(ctx), tableDocuments).Select(documentColumns...).Eq("id", id).One(ctx)
-	switch {
-	case errors.Is(err, supabase.ErrNotFound):
-		return notFound(errDocumentNotFound)
-	case err != nil:
-		return upstream("Failed to fetch document", err)
-	}
-	return c.JSONBlob(http.StatusOK, row)
-}
+func (s *server) GetDocument(c *echo.Context, id string) error { return s.get(c, documents, id) }
 
 // GetDocumentDownloadURL answers GET /documents/{id}/download-url.
 func (s *server) GetDocumentDownloadURL(c *echo.Context, id string) error {
@@ -274,19 +224,4 @@ func (s *server) GetDocumentDownloadURL(c *echo.Context, id string) error {
 
 // DeleteDocument answers DELETE /documents/{id}: the row is archived; the
 // object stays, since bucket lifecycle rules own deletion.
-func (s *server) DeleteDocument(c *echo.Context, id string) error {
-	ctx := c.Request().Context()
-	id, ok := parseUUID(id)
-	if !ok {
-		return notFound(errDocumentNotFound)
-	}
-	_, err := s.db.From(tenantFrom(ctx), tableDocuments).Select("id").Eq("id", id).
-		UpdateOne(ctx, supabase.Row{"archived_at": supabase.Now()})
-	switch {
-	case errors.Is(err, supabase.ErrNotFound):
-		return notFound(errDocumentNotFound)
-	case err != nil:
-		return upstream("Failed to delete document", err)
-	}
-	return c.NoContent(http.StatusNoContent)
-}
+func (s *server) DeleteDocument(c *echo.Context, id string) error { return s.archive(c, documents, id) }

@@ -78,26 +78,34 @@ var domainErrors = []struct {
 	detail string
 	// issue, when set, answers 422 in FastAPI's validation shape instead of detail.
 	issue *api.ValidationIssue
+	// write makes the row apply only to a write of a resource
+	// (resource.writeError); {name} and {refs} in detail name the resource.
+	write bool
 }{
-	{pcn.ErrDocumentNotFound, http.StatusNotFound, "Document not found", nil},
-	{pcn.ErrDocumentNotUploaded, http.StatusConflict, "Document is not uploaded yet", nil},
-	{pcn.ErrUnsupportedType, http.StatusUnprocessableEntity, "Only PDF, JPEG, PNG and WebP documents can be scanned", nil},
-	{pcn.ErrJobNotFound, http.StatusNotFound, "Scan job not found", nil},
-	{pcn.ErrNotRetryable, http.StatusConflict, "Only jobs that need attention can be retried", nil},
-	{fleet.ErrVehicleNotFound, http.StatusNotFound, "Vehicle not found", nil},
-	{dvla.ErrNotFound, http.StatusNotFound, "Vehicle not found", nil},
+	{pcn.ErrDocumentNotFound, http.StatusNotFound, "Document not found", nil, false},
+	{pcn.ErrDocumentNotUploaded, http.StatusConflict, "Document is not uploaded yet", nil, false},
+	{pcn.ErrUnsupportedType, http.StatusUnprocessableEntity, "Only PDF, JPEG, PNG and WebP documents can be scanned", nil, false},
+	{pcn.ErrJobNotFound, http.StatusNotFound, "Scan job not found", nil, false},
+	{pcn.ErrNotRetryable, http.StatusConflict, "Only jobs that need attention can be retried", nil, false},
+	{fleet.ErrVehicleNotFound, http.StatusNotFound, "Vehicle not found", nil, false},
+	{dvla.ErrNotFound, http.StatusNotFound, "Vehicle not found", nil, false},
 	{dvla.ErrInvalid, http.StatusUnprocessableEntity, "", &api.ValidationIssue{Loc: []string{"query", "registration"},
-		Msg: "DVLA does not accept this registration", Type: "value_error"}},
-	{identity.ErrCustomerNotFound, http.StatusNotFound, "Customer not found", nil},
+		Msg: "DVLA does not accept this registration", Type: "value_error"}, false},
+	{identity.ErrCustomerNotFound, http.StatusNotFound, "Customer not found", nil, false},
 	{identity.ErrContactMissing, http.StatusUnprocessableEntity, "", &api.ValidationIssue{Loc: []string{"body", "contact"},
-		Msg: "The customer has no email address or phone number for this contact mode", Type: "value_error"}},
-	{identity.ErrCheckNotFound, http.StatusNotFound, "Identity check not found", nil},
-	{identity.ErrCheckClosed, http.StatusConflict, "The identity check is finished", nil},
-	{identity.ErrNotReconciled, http.StatusConflict, "The identity check's creation is unconfirmed", nil},
-	{identity.ErrProviderRefused, http.StatusBadGateway, "The identity provider refused the check", nil},
-	{gcs.ErrNotFound, http.StatusConflict, "Upload not found", nil},
+		Msg: "The customer has no email address or phone number for this contact mode", Type: "value_error"}, false},
+	{identity.ErrCheckNotFound, http.StatusNotFound, "Identity check not found", nil, false},
+	{identity.ErrCheckClosed, http.StatusConflict, "The identity check is finished", nil, false},
+	{identity.ErrNotReconciled, http.StatusConflict, "The identity check's creation is unconfirmed", nil, false},
+	{identity.ErrProviderRefused, http.StatusBadGateway, "The identity provider refused the check", nil, false},
+	{gcs.ErrNotFound, http.StatusConflict, "Upload not found", nil, false},
 	{sweep.ErrBadBatch, http.StatusUnprocessableEntity, "", &api.ValidationIssue{Loc: []string{"body"},
-		Msg: "Input should be a sweep task: cutoff (date-time) and at most 1000 ids (UUIDs)", Type: "value_error"}},
+		Msg: "Input should be a sweep task: cutoff (date-time) and at most 1000 ids (UUIDs)", Type: "value_error"}, false},
+	// A write the schema refused. The gateway checks what it can first; these
+	// are the races and rules only the database sees.
+	{supabase.ErrConflict, http.StatusConflict, "{name} conflicts with an existing one", nil, true},
+	{supabase.ErrForeignKey, http.StatusUnprocessableEntity, "Referenced {refs} not found", nil, true},
+	{supabase.ErrCheck, http.StatusUnprocessableEntity, "{name} rejected by validation", nil, true},
 }
 
 // domainAnswer looks err up in domainErrors; DVLA's throttling and outages
@@ -113,13 +121,19 @@ func domainAnswer(err error) (int, any, http.Header, bool) {
 		}
 		return http.StatusUnprocessableEntity, v, nil, true
 	}
+	var w *rejectedWrite
+	written := errors.As(err, &w)
 	for _, d := range domainErrors {
-		if errors.Is(err, d.err) {
-			if d.issue != nil {
-				return d.status, api.HTTPValidationError{Detail: []api.ValidationIssue{*d.issue}}, nil, true
-			}
-			return d.status, api.HTTPError{Detail: d.detail}, nil, true
+		switch {
+		case !errors.Is(err, d.err), d.write && !written:
+			continue
+		case d.write:
+			detail := strings.NewReplacer("{name}", w.res.name, "{refs}", w.res.refs).Replace(d.detail)
+			return d.status, api.HTTPError{Detail: detail}, nil, true
+		case d.issue != nil:
+			return d.status, api.HTTPValidationError{Detail: []api.ValidationIssue{*d.issue}}, nil, true
 		}
+		return d.status, api.HTTPError{Detail: d.detail}, nil, true
 	}
 	var ue *dvla.UnavailableError
 	if errors.As(err, &ue) {

@@ -8,6 +8,7 @@ import (
 	"github.com/fleetpilot/gateway/gateway/api"
 	"github.com/fleetpilot/gateway/gateway/clients/dvla"
 	"github.com/fleetpilot/gateway/gateway/domain/pcn"
+	"github.com/fleetpilot/gateway/supabase"
 )
 
 func TestClassifyDomainErrors(t *testing.T) {
@@ -45,5 +46,31 @@ func TestConfiguredNilService(t *testing.T) {
 	var svc PCNService
 	if _, err := configured(svc, "PCN scanning"); err == nil {
 		t.Error("a nil service is configured")
+	}
+}
+
+func TestClassifyRejectedWrites(t *testing.T) {
+	r := resource{table: "incidents", name: "Incident", refs: "vehicle, booking or customer"}
+	tests := []struct {
+		name   string
+		err    error
+		status int
+		detail string
+	}{
+		{"duplicate", r.writeError("Failed to create incident", fmt.Errorf("insert: %w", supabase.ErrConflict)), 409, "Incident conflicts with an existing one"},
+		{"missing reference", r.writeError("Failed to create incident", supabase.ErrForeignKey), 422, "Referenced vehicle, booking or customer not found"},
+		{"failed check", r.writeError("Failed to update incident", supabase.ErrCheck), 422, "Incident rejected by validation"},
+		{"no row", r.writeError("Failed to update incident", supabase.ErrNotFound), 404, "Incident not found"},
+		{"other failure", r.writeError("Failed to update incident", fmt.Errorf("boom")), 502, "Failed to update incident"},
+		// Outside a resource write the schema's refusal is not the client's to see.
+		{"not a resource write", upstream("Failed to queue the scan", supabase.ErrConflict), 502, "Failed to queue the scan"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			status, body, _ := classify(tc.err)
+			if want := (api.HTTPError{Detail: tc.detail}); status != tc.status || body != want {
+				t.Errorf("classify = %d %v, want %d %v", status, body, tc.status, want)
+			}
+		})
 	}
 }

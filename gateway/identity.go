@@ -33,13 +33,9 @@ const featureIdentity = "Identity verification"
 // The Idempotency-Key header is handled by the idempotency middleware.
 func (s *server) CreateIdentityCheck(c *echo.Context, id string, _ api.CreateIdentityCheckParams) error {
 	ctx := c.Request().Context()
-	svc, err := configured(s.identity, featureIdentity)
+	svc, id, err := need(s.identity, featureIdentity, id, "Customer not found")
 	if err != nil {
 		return err
-	}
-	id, ok := parseUUID(id)
-	if !ok {
-		return notFound("Customer not found")
 	}
 	contact := ""
 	b, err := readOptionalJSONBody(c)
@@ -70,34 +66,24 @@ func (s *server) ListIdentityChecks(c *echo.Context, id string, p api.ListIdenti
 	if err != nil {
 		return err
 	}
-	var v ValidationError
 	// The customer is in the path: part of the list's name, so bound into the cursor.
 	spec := listSpec{name: "identity_checks/" + id}
-	pr := parsePage(&v, spec, tenantFrom(ctx), p.Limit, p.Offset, p.Cursor)
-	if err := v.orNil(); err != nil {
-		return err
-	}
-	id, ok := parseUUID(id)
-	if !ok {
-		return writeList(c, spec, pr, supabase.Page{Body: []byte("[]"), Total: 0, Exact: true}, "")
-	}
-	page, err := svc.List(ctx, tenantFrom(ctx), id, pr.apply)
-	if err != nil {
-		return upstream("Failed to fetch identity checks", err)
-	}
-	return writeList(c, spec, pr, page, "Failed to fetch identity checks")
+	return servePage(c, &ValidationError{}, spec, pageParams{p.Limit, p.Offset, p.Cursor}, "Failed to fetch identity checks",
+		func(pr pageRequest) (supabase.Page, error) {
+			id, ok := parseUUID(id)
+			if !ok { // no customer has this id: an empty list
+				return supabase.Page{Body: []byte("[]"), Total: 0, Exact: true}, nil
+			}
+			return svc.List(ctx, tenantFrom(ctx), id, pr.apply)
+		})
 }
 
 // GetIdentityCheckLink answers GET /identity-checks/{id}/link.
 func (s *server) GetIdentityCheckLink(c *echo.Context, id string) error {
 	ctx := c.Request().Context()
-	svc, err := configured(s.identity, featureIdentity)
+	svc, id, err := need(s.identity, featureIdentity, id, "Identity check not found")
 	if err != nil {
 		return err
-	}
-	id, ok := parseUUID(id)
-	if !ok {
-		return notFound("Identity check not found")
 	}
 	link, exp, err := svc.Link(ctx, tenantFrom(ctx), id, reqInfoFrom(ctx).id)
 	switch {

@@ -1,9 +1,7 @@
 package gateway
 
 import (
-	"errors"
 	"net/http"
-	"net/url"
 	"sync"
 
 	"github.com/labstack/echo/v5"
@@ -12,68 +10,30 @@ import (
 	"github.com/fleetpilot/gateway/supabase"
 )
 
-const tableIncidents = "incidents"
-
-// incidentColumns are exactly the IncidentResponse fields, so PostgREST's
-// answer is passed to the client as is, without decoding and re-encoding.
-var incidentColumns = []supabase.Column{
-	"id", "vehicle_id", "booking_id", "customer_id", "occurred_at", "type",
-	"severity", "status", "description", "location", "created_at", "updated_at",
+// incidents are the tenant's incidents; the response is IncidentResponse.
+var incidents = resource{
+	table: "incidents",
+	columns: []supabase.Column{
+		"id", "vehicle_id", "booking_id", "customer_id", "occurred_at", "type",
+		"severity", "status", "description", "location", "created_at", "updated_at",
+	},
+	name: "Incident",
+	refs: "vehicle, booking or customer",
 }
-
-const errIncidentNotFound = "Incident not found"
 
 // ListIncidents answers GET /incidents.
 func (s *server) ListIncidents(c *echo.Context, p api.ListIncidentsParams) error {
-	ctx := c.Request().Context()
-	var v ValidationError
-	spec := listSpec{name: tableIncidents, filters: url.Values{}}
-	q := s.db.From(tenantFrom(ctx), tableIncidents).Select(incidentColumns...)
-	if p.Status != nil {
-		if !p.Status.Valid() {
-			v.add([]string{"query", "status"}, "Input should be "+quoteList(s.rules.Schema("IncidentStatus").Strings()), "enum")
-		}
-		q.Eq("status", string(*p.Status))
-		spec.filters.Set("status", string(*p.Status))
-	}
-	if p.Type != nil {
-		if !p.Type.Valid() {
-			v.add([]string{"query", "type"}, "Input should be "+quoteList(s.rules.Schema("IncidentType").Strings()), "enum")
-		}
-		q.Eq("type", string(*p.Type))
-		spec.filters.Set("type", string(*p.Type))
-	}
-	if p.VehicleId != nil {
-		q.Eq("vehicle_id", p.VehicleId.String())
-		spec.filters.Set("vehicle_id", p.VehicleId.String())
-	}
-	pr := parsePage(&v, spec, tenantFrom(ctx), p.Limit, p.Offset, p.Cursor)
-	if err := v.orNil(); err != nil {
-		return err
-	}
-	page, err := pr.apply(q).List(ctx)
-	if err != nil {
-		return upstream("Failed to fetch incidents", err)
-	}
-	return writeList(c, spec, pr, page, "Failed to fetch incidents")
+	return s.list(c, incidents, pageParams{p.Limit, p.Offset, p.Cursor},
+		enumFilter("status", p.Status, "IncidentStatus"),
+		enumFilter("type", p.Type, "IncidentType"),
+		idFilter("vehicle_id", p.VehicleId))
 }
 
 // GetIncident answers GET /incidents/{id}.
-func (s *server) GetIncident(c *echo.Context, id string) error {
-	ctx := c.Request().Context()
-	id, ok := parseUUID(id)
-	if !ok {
-		return notFound(errIncidentNotFound)
-	}
-	row, err := s.db.From(tenantFrom(ctx), tableIncidents).Select(incidentColumns...).Eq("id", id).One(ctx)
-	switch {
-	case errors.Is(err, supabase.ErrNotFound):
-		return notFound(errIncidentNotFound)
-	case err != nil:
-		return upstream("Failed to fetch incident", err)
-	}
-	return c.JSONBlob(http.StatusOK, row)
-}
+func (s *server) GetIncident(c *echo.Context, id string) error { return s.get(c, incidents, id) }
+
+// DeleteIncident answers DELETE /incidents/{id} by archiving the row.
+func (s *server) DeleteIncident(c *echo.Context, id string) error { return s.archive(c, incidents, id) }
 
 // CreateIncident answers POST /incidents. The body's tenant_id, id, status and
 // timestamps are ignored: only the fields below are ever read.
@@ -91,9 +51,9 @@ func (s *server) CreateIncident(c *echo.Context, _ api.CreateIncidentParams) err
 	if err := s.checkIncidentRefs(c, row); err != nil {
 		return err
 	}
-	created, err := s.db.From(tenantFrom(ctx), tableIncidents).Select(incidentColumns...).Insert(ctx, row)
+	created, err := s.db.From(tenantFrom(ctx), incidents.table).Select(incidents.columns...).Insert(ctx, row)
 	if err != nil {
-		return incidentWriteError("Failed to create incident", err)
+		return incidents.writeError("Failed to create incident", err)
 	}
 	return c.JSONBlob(http.StatusCreated, created)
 }
@@ -102,9 +62,9 @@ func (s *server) CreateIncident(c *echo.Context, _ api.CreateIncidentParams) err
 // written, and an explicit null clears a nullable field.
 func (s *server) UpdateIncident(c *echo.Context, id string) error {
 	ctx := c.Request().Context()
-	id, ok := parseUUID(id)
-	if !ok {
-		return notFound(errIncidentNotFound)
+	id, err := incidents.id(id)
+	if err != nil {
+		return err
 	}
 	b, err := readJSONBody(c)
 	if err != nil {
@@ -120,32 +80,11 @@ func (s *server) UpdateIncident(c *echo.Context, id string) error {
 	if err := s.checkIncidentRefs(c, row); err != nil {
 		return err
 	}
-	updated, err := s.db.From(tenantFrom(ctx), tableIncidents).Select(incidentColumns...).Eq("id", id).UpdateOne(ctx, row)
-	switch {
-	case errors.Is(err, supabase.ErrNotFound):
-		return notFound(errIncidentNotFound)
-	case err != nil:
-		return incidentWriteError("Failed to update incident", err)
+	updated, err := s.db.From(tenantFrom(ctx), incidents.table).Select(incidents.columns...).Eq("id", id).UpdateOne(ctx, row)
+	if err != nil {
+		return incidents.writeError("Failed to update incident", err)
 	}
 	return c.JSONBlob(http.StatusOK, updated)
-}
-
-// DeleteIncident answers DELETE /incidents/{id} by archiving the row.
-func (s *server) DeleteIncident(c *echo.Context, id string) error {
-	ctx := c.Request().Context()
-	id, ok := parseUUID(id)
-	if !ok {
-		return notFound(errIncidentNotFound)
-	}
-	_, err := s.db.From(tenantFrom(ctx), tableIncidents).Select("id").Eq("id", id).
-		UpdateOne(ctx, supabase.Row{"archived_at": supabase.Now()})
-	switch {
-	case errors.Is(err, supabase.ErrNotFound):
-		return notFound(errIncidentNotFound)
-	case err != nil:
-		return upstream("Failed to delete incident", err)
-	}
-	return c.NoContent(http.StatusNoContent)
 }
 
 // incidentRow reads the writable fields of an incident, in the order issues
@@ -217,17 +156,4 @@ func (s *server) checkIncidentRefs(c *echo.Context, row supabase.Row) error {
 		}
 	}
 	return v.orNil()
-}
-
-// incidentWriteError maps schema rejections to 409/422; the rest is 502.
-func incidentWriteError(detail string, err error) error {
-	switch {
-	case errors.Is(err, supabase.ErrConflict):
-		return newError(http.StatusConflict, "Incident conflicts with an existing one", err)
-	case errors.Is(err, supabase.ErrForeignKey):
-		return newError(http.StatusUnprocessableEntity, "Referenced vehicle, booking or customer not found", err)
-	case errors.Is(err, supabase.ErrCheck):
-		return newError(http.StatusUnprocessableEntity, "Incident rejected by validation", err)
-	}
-	return upstream(detail, err)
 }

@@ -1,6 +1,7 @@
 package gateway
 
 import (
+	"context"
 	"io"
 	"net/http"
 
@@ -17,35 +18,16 @@ func (s *server) RefreshFleetDVLA(c *echo.Context) error {
 	if err != nil {
 		return err
 	}
-	res, err := svc.Plan(c.Request().Context())
-	if err != nil {
-		return upstream("Failed to plan the vehicle refresh", err)
-	}
-	s.metrics.Sweep(c.Request().Context(), telemetry.SweepDVLARefresh, res.Due, 0, 0, 0)
-	return c.JSON(http.StatusOK, res)
+	return planSweep(s, c, telemetry.SweepDVLARefresh, svc.Plan, "Failed to plan the vehicle refresh")
 }
 
 // RunDVLARefreshTask answers POST /internal/tasks/dvla-refresh (Cloud Tasks).
 func (s *server) RunDVLARefreshTask(c *echo.Context) error {
-	ctx := c.Request().Context()
 	svc, err := configured(s.vehicles, featureDVLA)
 	if err != nil {
 		return err
 	}
-	b, err := sweepBatch(c)
-	if err != nil {
-		return err
-	}
-	res, err := svc.RunTask(ctx, b, reqInfoFrom(ctx).id)
-	if err != nil {
-		return upstream("Failed to refresh vehicles", err)
-	}
-	done, skipped, failed := res.Outcomes()
-	s.metrics.Sweep(ctx, telemetry.SweepDVLARefresh, 0, done, skipped, failed)
-	if res.Left > 0 {
-		return retryLater("The task ran out of time; the rest will be retried")
-	}
-	return c.JSON(http.StatusOK, res)
+	return runSweepTask(s, c, telemetry.SweepDVLARefresh, svc.RunTask, "Failed to refresh vehicles")
 }
 
 // PollIdentityChecks answers POST /internal/jobs/credas-poll (Cloud
@@ -55,32 +37,57 @@ func (s *server) PollIdentityChecks(c *echo.Context) error {
 	if err != nil {
 		return err
 	}
-	res, err := svc.Poll(c.Request().Context())
-	if err != nil {
-		return upstream("Failed to plan the identity check poll", err)
-	}
-	s.metrics.Sweep(c.Request().Context(), telemetry.SweepCredasPoll, res.Due, 0, 0, 0)
-	return c.JSON(http.StatusOK, res)
+	return planSweep(s, c, telemetry.SweepCredasPoll, svc.Poll, "Failed to plan the identity check poll")
 }
 
 // RunCredasPollTask answers POST /internal/tasks/credas-poll (Cloud Tasks).
 func (s *server) RunCredasPollTask(c *echo.Context) error {
-	ctx := c.Request().Context()
 	svc, err := configured(s.identity, featureIdentity)
 	if err != nil {
 		return err
 	}
+	return runSweepTask(s, c, telemetry.SweepCredasPoll, svc.RunTask, "Failed to poll identity checks")
+}
+
+// sweepPlan is what a planning call returns: its answer, and how many items
+// it found due.
+type sweepPlan interface{ Planned() int }
+
+// planSweep answers a Cloud Scheduler call that plans a sweep as tasks.
+func planSweep[R sweepPlan](s *server, c *echo.Context, kind string, plan func(context.Context) (R, error), detail string) error {
+	ctx := c.Request().Context()
+	res, err := plan(ctx)
+	if err != nil {
+		return upstream(detail, err)
+	}
+	s.metrics.Sweep(ctx, kind, res.Planned(), 0, 0, 0)
+	return c.JSON(http.StatusOK, res)
+}
+
+// sweepTask is what a task returns: its answer, how its items went (for the
+// sweep metrics), and how many it left due.
+type sweepTask interface {
+	Outcomes() (done, skipped, failed int)
+	Remaining() int
+}
+
+// runSweepTask answers a Cloud Tasks delivery of one sweep batch: a batch
+// the task's time did not finish is 503, so that Cloud Tasks retries it (the
+// items done are no longer due and are skipped).
+func runSweepTask[R sweepTask](s *server, c *echo.Context, kind string,
+	run func(context.Context, sweep.Batch, string) (R, error), detail string) error {
+	ctx := c.Request().Context()
 	b, err := sweepBatch(c)
 	if err != nil {
 		return err
 	}
-	res, err := svc.RunTask(ctx, b, reqInfoFrom(ctx).id)
+	res, err := run(ctx, b, reqInfoFrom(ctx).id)
 	if err != nil {
-		return upstream("Failed to poll identity checks", err)
+		return upstream(detail, err)
 	}
 	done, skipped, failed := res.Outcomes()
-	s.metrics.Sweep(ctx, telemetry.SweepCredasPoll, 0, done, skipped, failed)
-	if res.Left > 0 {
+	s.metrics.Sweep(ctx, kind, 0, done, skipped, failed)
+	if res.Remaining() > 0 {
 		return retryLater("The task ran out of time; the rest will be retried")
 	}
 	return c.JSON(http.StatusOK, res)

@@ -47,13 +47,9 @@ func (s *server) LookupVehicle(c *echo.Context, p api.LookupVehicleParams) error
 // RefreshVehicleDVLA answers POST /vehicles/{id}/dvla-refresh.
 func (s *server) RefreshVehicleDVLA(c *echo.Context, id string) error {
 	ctx := c.Request().Context()
-	svc, err := configured(s.vehicles, featureDVLA)
+	svc, id, err := need(s.vehicles, featureDVLA, id, "Vehicle not found")
 	if err != nil {
 		return err
-	}
-	id, ok := parseUUID(id)
-	if !ok {
-		return notFound("Vehicle not found")
 	}
 	v, err := svc.Refresh(ctx, tenantFrom(ctx), id, reqInfoFrom(ctx).id)
 	if err != nil {

@@ -55,37 +55,26 @@ func (s *server) ScanViolation(c *echo.Context, _ api.ScanViolationParams) error
 
 // GetScanJob answers GET /violations/scan/{job_id}.
 func (s *server) GetScanJob(c *echo.Context, jobID string) error {
-	ctx := c.Request().Context()
-	svc, err := configured(s.pcn, featurePCN)
-	if err != nil {
-		return err
-	}
-	jobID, ok := parseUUID(jobID)
-	if !ok {
-		return notFound(errJobNotFound)
-	}
-	job, err := svc.Job(ctx, tenantFrom(ctx), jobID)
-	if err != nil {
-		return upstream("Failed to fetch the scan job", err)
-	}
-	return c.JSONBlob(http.StatusOK, job)
+	return s.scanJob(c, jobID, PCNService.Job, http.StatusOK, "Failed to fetch the scan job")
 }
 
 // RetryScanJob answers POST /violations/scan/{job_id}/retry.
 // The Idempotency-Key header is handled by the idempotency middleware.
 func (s *server) RetryScanJob(c *echo.Context, jobID string, _ api.RetryScanJobParams) error {
+	return s.scanJob(c, jobID, PCNService.Retry, http.StatusAccepted, "Failed to re-queue the scan job")
+}
+
+// scanJob answers a route on one of the tenant's scan jobs with what call returns.
+func (s *server) scanJob(c *echo.Context, rawID string,
+	call func(PCNService, context.Context, supabase.TenantID, string) (json.RawMessage, error), status int, detail string) error {
 	ctx := c.Request().Context()
-	svc, err := configured(s.pcn, featurePCN)
+	svc, id, err := need(s.pcn, featurePCN, rawID, errJobNotFound)
 	if err != nil {
 		return err
 	}
-	jobID, ok := parseUUID(jobID)
-	if !ok {
-		return notFound(errJobNotFound)
-	}
-	job, err := svc.Retry(ctx, tenantFrom(ctx), jobID)
+	job, err := call(svc, ctx, tenantFrom(ctx), id)
 	if err != nil {
-		return upstream("Failed to re-queue the scan job", err)
+		return upstream(detail, err)
 	}
-	return c.JSONBlob(http.StatusAccepted, job)
+	return c.JSONBlob(status, job)
 }

@@ -66,6 +66,9 @@ type TaskResult struct {
 	done int
 }
 
+// Remaining is what the task left due.
+func (r TaskResult) Remaining() int { return r.Left }
+
 // RunTask refreshes a task's vehicles that are still due, paced at Rate
 // lookups a second. A vehicle DVLA does not know is marked checked, so it is
 // not asked about again until the next period. A vehicle that cannot be

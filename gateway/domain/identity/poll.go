@@ -86,6 +86,9 @@ type PollResult struct {
 	done int
 }
 
+// Remaining is what the task left due.
+func (r PollResult) Remaining() int { return r.Left }
+
 // RunTask re-reads from Credas the task's checks that are still due, paced
 // at PollRate reads a second. No check stops the task: one that cannot
 // progress is counted, logged with its id and moved to the back.

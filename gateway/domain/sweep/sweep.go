@@ -54,6 +54,9 @@ type Result struct {
 	Capped bool `json:"capped"`
 }
 
+// Planned is how many items the call found due.
+func (r Result) Planned() int { return r.Due }
+
 // Planner batches due items into tasks.
 type Planner struct {
 	d   tasks.Dispatcher
