@@ -17,6 +17,7 @@ import (
 	"github.com/fleetpilot/gateway/gateway/domain/fleet"
 	"github.com/fleetpilot/gateway/gateway/domain/identity"
 	"github.com/fleetpilot/gateway/gateway/domain/pcn"
+	"github.com/fleetpilot/gateway/gateway/domain/quota"
 	"github.com/fleetpilot/gateway/gateway/domain/sweep"
 	"github.com/fleetpilot/gateway/supabase"
 )
@@ -108,8 +109,8 @@ var domainErrors = []struct {
 	{supabase.ErrCheck, http.StatusUnprocessableEntity, "{name} rejected by validation", nil, true},
 }
 
-// domainAnswer looks err up in domainErrors; DVLA's throttling and outages
-// carry data (Retry-After), so they are matched by type.
+// domainAnswer looks err up in domainErrors; a used-up quota and DVLA's
+// throttling and outages carry data (Retry-After), so they are matched by type.
 func domainAnswer(err error) (int, any, http.Header, bool) {
 	var ip *credas.InvalidPersonError
 	if errors.As(err, &ip) {
@@ -134,6 +135,11 @@ func domainAnswer(err error) (int, any, http.Header, bool) {
 			return d.status, api.HTTPValidationError{Detail: []api.ValidationIssue{*d.issue}}, nil, true
 		}
 		return d.status, api.HTTPError{Detail: d.detail}, nil, true
+	}
+	var qe *quota.ExceededError
+	if errors.As(err, &qe) {
+		return http.StatusTooManyRequests, api.HTTPError{Detail: qe.Detail()},
+			http.Header{"Retry-After": {retryAfterSeconds(qe.RetryAfter)}}, true
 	}
 	var ue *dvla.UnavailableError
 	if errors.As(err, &ue) {

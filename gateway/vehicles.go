@@ -15,9 +15,9 @@ import (
 	"github.com/fleetpilot/gateway/supabase"
 )
 
-// VehicleService is DVLA lookups and refreshes (dvla.Cache and fleet.Service).
+// VehicleService is DVLA lookups and refreshes (fleet.Service).
 type VehicleService interface {
-	Lookup(ctx context.Context, vrm, correlationID string, fresh bool) (dvla.Vehicle, error)
+	Lookup(ctx context.Context, tenant supabase.TenantID, vrm, correlationID string) (dvla.Vehicle, error)
 	Refresh(ctx context.Context, tenant supabase.TenantID, vehicleID, correlationID string) (json.RawMessage, error)
 	Plan(ctx context.Context) (sweep.Result, error)
 	RunTask(ctx context.Context, b sweep.Batch, correlationID string) (fleet.TaskResult, error)
@@ -37,7 +37,7 @@ func (s *server) LookupVehicle(c *echo.Context, p api.LookupVehicleParams) error
 		return &ValidationError{Issues: []api.ValidationIssue{{Loc: []string{"query", "registration"},
 			Msg: "Input should be a UK registration mark, such as AB12 CDE", Type: "value_error"}}}
 	}
-	v, err := svc.Lookup(ctx, reg, reqInfoFrom(ctx).id, false)
+	v, err := svc.Lookup(ctx, tenantFrom(ctx), reg, reqInfoFrom(ctx).id)
 	if err != nil {
 		return dvlaError(err)
 	}

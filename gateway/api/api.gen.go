@@ -958,6 +958,9 @@ type PayloadTooLarge = HTTPError
 // TooManyRequests defines model for TooManyRequests.
 type TooManyRequests = HTTPError
 
+// TooManyRequestsOrQuota defines model for TooManyRequestsOrQuota.
+type TooManyRequestsOrQuota = HTTPError
+
 // Unauthorized defines model for Unauthorized.
 type Unauthorized = HTTPError
 

@@ -27,6 +27,7 @@ import (
 	"github.com/fleetpilot/gateway/gateway/domain/fleet"
 	"github.com/fleetpilot/gateway/gateway/domain/identity"
 	"github.com/fleetpilot/gateway/gateway/domain/pcn"
+	"github.com/fleetpilot/gateway/gateway/domain/quota"
 	"github.com/fleetpilot/gateway/gateway/domain/sweep"
 	"github.com/fleetpilot/gateway/gateway/telemetry"
 	"github.com/fleetpilot/gateway/supabase"
@@ -200,6 +201,8 @@ func Build(ctx context.Context, cfg gateway.Config, log *slog.Logger, o Options)
 		a.local = tasks.NewLocal(cfg.Tasks.LocalWorkers, 1000, func(ctx context.Context, j tasks.Job) error { return svc.RunTask(ctx, j) }, log)
 		svc = pcn.New(pcnCfg, db, reader, extractor, a.local, log, pcn.WithTelemetry(tel))
 	}
+	quotas := quota.New(db, o.Now)
+	svc.WithQuota(quotas.Daily(quota.Scans, cfg.PCN.DailyScanQuota))
 	deps.PCN, a.PCN = svc, svc
 
 	if cfg.DVLA.APIKey != "" {
@@ -209,8 +212,8 @@ func Build(ctx context.Context, cfg gateway.Config, log *slog.Logger, o Options)
 		}
 		cache := dvla.NewCache(dc, cfg.DVLA.CacheTTL, cfg.DVLA.NotFoundTTL, 50000)
 		tel.Metrics().ObserveCache("dvla", cache.Stats)
-		fleetSvc = fleet.New(cfg.Fleet, db, cache, sweeps, log)
-		deps.Vehicles = vehicles{cache, fleetSvc}
+		fleetSvc = fleet.New(cfg.Fleet, db, cache, sweeps, log).WithQuota(quotas.Daily(quota.DVLALookups, cfg.Fleet.DailyLookupQuota))
+		deps.Vehicles = fleetSvc
 	} else {
 		log.Warn("DVLA_VES_API_KEY is not set: vehicle lookups answer 503")
 	}
@@ -220,7 +223,7 @@ func Build(ctx context.Context, cfg gateway.Config, log *slog.Logger, o Options)
 		if err != nil {
 			return nil, err
 		}
-		identitySvc = identity.New(cfg.Identity, db, cc, sweeps, log)
+		identitySvc = identity.New(cfg.Identity, db, cc, sweeps, log).WithQuota(quotas.Daily(quota.IdentityInvites, cfg.Identity.DailyInviteQuota))
 		deps.Identity = identitySvc
 	} else {
 		log.Warn("CREDAS_API_KEY is not set: identity check endpoints answer 503")
@@ -262,12 +265,6 @@ func googlePeer(r *http.Request) string {
 		return telemetry.PeerIAM
 	}
 	return telemetry.PeerGCS
-}
-
-// vehicles joins the cached DVLA lookup and the fleet refreshes.
-type vehicles struct {
-	*dvla.Cache
-	*fleet.Service
 }
 
 // Serve runs the app on ln until ctx ends; then it stops accepting, and lets

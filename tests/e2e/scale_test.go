@@ -85,10 +85,7 @@ func sweepGateway(t *testing.T, dvlaURL, credasURL string) (*httptest.Server, *t
 	f = fleetsvc.New(fleetsvc.Config{Rate: 5000, Batch: 1_000_000}, db, cache, paced, log)
 	id = identity.New(identity.Config{WebhookBaseURL: "https://gw.example", PollAfter: 6 * time.Hour, PollRate: 5000}, db, cc, paced, log)
 	e, err := gateway.New(cfg, gateway.Deps{Logger: log, DB: db, Verifier: v,
-		Vehicles: struct {
-			*dvla.Cache
-			*fleetsvc.Service
-		}{cache, f},
+		Vehicles: f,
 		Identity: id,
 	})
 	if err != nil {

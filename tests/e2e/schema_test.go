@@ -165,8 +165,8 @@ func TestEveryTableIsProtected(t *testing.T) {
 			t.Errorf("%s: rls %v, policies %d, service_role grant %v, updated_at trigger %v, anon can read %v", name, rls, policies, svc, trig, anon)
 		}
 	}
-	if n != 10 {
-		t.Errorf("%d public tables, want 10", n)
+	if n != 11 {
+		t.Errorf("%d public tables, want 11", n)
 	}
 }
 

@@ -45,6 +45,10 @@ type Config struct {
 	StaleAfter time.Duration
 	// AlertWithin flags tax or MOT ending this soon.
 	AlertWithin time.Duration
+	// DailyLookupQuota is the DVLA lookups and refreshes a tenant may ask
+	// for a UTC day, on every instance together; zero means no quota. The
+	// scheduled sweep is the gateway's own and is not counted.
+	DailyLookupQuota int `env:"DVLA_DAILY_LOOKUP_QUOTA" envDefault:"2000"`
 }
 
 // Validate names each bad setting, one error per variable.
@@ -55,6 +59,9 @@ func (c Config) Validate() error {
 	}
 	if c.Batch < 1 || c.Batch > 1000000 {
 		p = append(p, errors.New("DVLA_REFRESH_BATCH: must be between 1 and 1000000"))
+	}
+	if c.DailyLookupQuota < 0 {
+		p = append(p, errors.New("DVLA_DAILY_LOOKUP_QUOTA: must be 0 (no quota) or more"))
 	}
 	return errors.Join(p...)
 }
@@ -68,6 +75,31 @@ type Service struct {
 	now     func() time.Time
 	planner *sweep.Planner
 	limiter *rate.Limiter
+	quota   func(context.Context, supabase.TenantID) error
+}
+
+// WithQuota makes every lookup and refresh a tenant asks for first take one
+// unit of its DVLA allowance.
+func (s *Service) WithQuota(take func(context.Context, supabase.TenantID) error) *Service {
+	s.quota = take
+	return s
+}
+
+// Lookup looks a registration up for a tenant (through the cache, which
+// still counts against the tenant's allowance: what a lookup costs should
+// not depend on what other tenants asked before).
+func (s *Service) Lookup(ctx context.Context, tenant supabase.TenantID, vrm, correlationID string) (dvla.Vehicle, error) {
+	if err := s.take(ctx, tenant); err != nil {
+		return dvla.Vehicle{}, err
+	}
+	return s.lookup.Lookup(ctx, vrm, correlationID, false)
+}
+
+func (s *Service) take(ctx context.Context, tenant supabase.TenantID) error {
+	if s.quota == nil {
+		return nil
+	}
+	return s.quota(ctx, tenant)
 }
 
 // New builds the service; the sweep's tasks go to d.
@@ -99,6 +131,9 @@ func (s *Service) Refresh(ctx context.Context, tenant supabase.TenantID, vehicle
 	}
 	if len(rows) == 0 {
 		return nil, ErrVehicleNotFound
+	}
+	if err := s.take(ctx, tenant); err != nil {
+		return nil, err
 	}
 	v, err := s.lookup.Lookup(ctx, rows[0].Registration, correlationID, true)
 	if err != nil {

@@ -60,6 +60,9 @@ type Config struct {
 	TaskSize int
 	// Queue is the Cloud Tasks queue of the poll tasks.
 	Queue string `env:"TASKS_QUEUE" envDefault:"credas-poll"`
+	// DailyInviteQuota is the checks a tenant may start a UTC day, on every
+	// instance together (CREDAS_DAILY_INVITE_QUOTA); zero means no quota.
+	DailyInviteQuota int `env:"DAILY_INVITE_QUOTA" envDefault:"200"`
 }
 
 // Validate names each bad setting, one error per variable (keys without the prefix).
@@ -76,6 +79,9 @@ func (c Config) Validate() error {
 	if c.PollAfter < time.Minute {
 		p = append(p, errors.New("POLL_AFTER: must be at least 1m"))
 	}
+	if c.DailyInviteQuota < 0 {
+		p = append(p, errors.New("DAILY_INVITE_QUOTA: must be 0 (no quota) or more"))
+	}
 	return errors.Join(p...)
 }
 
@@ -88,6 +94,14 @@ type Service struct {
 	now     func() time.Time
 	planner *sweep.Planner
 	limiter *rate.Limiter
+	quota   func(context.Context, supabase.TenantID) error
+}
+
+// WithQuota makes every new check (a paid invite) first take one unit of the
+// tenant's allowance.
+func (s *Service) WithQuota(take func(context.Context, supabase.TenantID) error) *Service {
+	s.quota = take
+	return s
 }
 
 // New builds the service; the poll's tasks go to d.
@@ -149,6 +163,12 @@ func (s *Service) Create(ctx context.Context, tenant supabase.TenantID, userID, 
 	}
 	if open, err := s.openCheck(ctx, tenant, customerID); err != nil || open != nil {
 		return open, false, err
+	}
+	// Only a new invite is paid for: the open check answered above is not counted.
+	if s.quota != nil {
+		if err := s.quota(ctx, tenant); err != nil {
+			return nil, false, err
+		}
 	}
 	token, hash, err := newToken()
 	if err != nil {

@@ -60,6 +60,10 @@ type Config struct {
 	// (PCN_MAX_CONCURRENT); a delivery beyond it is refused with 503 and
 	// Retry-After before it claims the job, so it spends no attempt.
 	MaxConcurrent int `env:"MAX_CONCURRENT" envDefault:"2"` // zero means 2
+	// DailyScanQuota is the scans a tenant may start a UTC day, on every
+	// instance together (PCN_DAILY_SCAN_QUOTA); zero means no quota. A scan
+	// answered by the document's existing job costs nothing.
+	DailyScanQuota int `env:"DAILY_SCAN_QUOTA" envDefault:"500"`
 }
 
 // Validate names each bad setting, one error per variable (keys without the prefix).
@@ -76,6 +80,9 @@ func (c Config) Validate() error {
 	}
 	if c.MaxConcurrent < 1 || c.MaxConcurrent > 64 {
 		p = append(p, errors.New("MAX_CONCURRENT: must be between 1 and 64"))
+	}
+	if c.DailyScanQuota < 0 {
+		p = append(p, errors.New("DAILY_SCAN_QUOTA: must be 0 (no quota) or more"))
 	}
 	return errors.Join(p...)
 }
