@@ -177,7 +177,8 @@ func TestIdentityInviteQuotaPerTenant(t *testing.T) {
 	e, up, _ := newApp(t, appOpts{credas: true, now: now, mutate: func(c *gateway.Config) { c.Identity.DailyInviteQuota = 1 }})
 	book := up.onQuota()
 	up.on(http.MethodGet, "customers", 200, `[{"full_name":"Alice Smith","email":"alice@example.com","phone":null}]`)
-	up.on(http.MethodPost, "identity_checks", 201, `{"id":"`+checkID+`"}`)
+	up.on(http.MethodGet, "identity_checks", 200, `[]`) // the customer has no open check
+	up.on(http.MethodPost, "identity_checks", 201, checkRow("creating"))
 	up.on(http.MethodPatch, "identity_checks", 200, checkRow("invited"))
 	up.on(http.MethodPatch, "customers", 200, `{"id":"`+customerID+`"}`)
 	up.onCredas(http.MethodPost, "/processes", 200, `{"processId":"p-1","processEntities":[{"entityId":"e-1"}]}`)
