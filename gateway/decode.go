@@ -235,6 +235,20 @@ func (b *jsonBody) prop(r *api.Rules, schema, name string) (string, bool) {
 	panic("gateway: no request rule for " + schema + "." + name)
 }
 
+// bodyProps reads a JSON body's properties by the rules of schema, in the
+// order given (which is the order issues are reported); any issue is 422.
+func (s *server) bodyProps(c *echo.Context, schema string, names ...string) ([]string, error) {
+	b, err := readJSONBody(c)
+	if err != nil {
+		return nil, err
+	}
+	vals := make([]string, len(names))
+	for i, name := range names {
+		vals[i], _ = b.prop(s.rules, schema, name)
+	}
+	return vals, b.err()
+}
+
 // parseUUID accepts only the canonical 36-character form, lower-casing it.
 func parseUUID(s string) (string, bool) {
 	if len(s) != 36 {

@@ -129,7 +129,7 @@ func domainAnswer(err error) (int, any, http.Header, bool) {
 		case !errors.Is(err, d.err), d.write && !written:
 			continue
 		case d.write:
-			detail := strings.NewReplacer("{name}", w.res.name, "{refs}", w.res.refs).Replace(d.detail)
+			detail := strings.NewReplacer("{name}", w.res.name, "{refs}", w.res.refs()).Replace(d.detail)
 			return d.status, api.HTTPError{Detail: detail}, nil, true
 		case d.issue != nil:
 			return d.status, api.HTTPValidationError{Detail: []api.ValidationIssue{*d.issue}}, nil, true

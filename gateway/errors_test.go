@@ -50,7 +50,7 @@ func TestConfiguredNilService(t *testing.T) {
 }
 
 func TestClassifyRejectedWrites(t *testing.T) {
-	r := resource{table: "incidents", name: "Incident", refs: "vehicle, booking or customer"}
+	r := incidents
 	tests := []struct {
 		name   string
 		err    error

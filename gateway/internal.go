@@ -21,15 +21,11 @@ func (s *server) ProcessPCNJob(c *echo.Context) error {
 	if err != nil {
 		return err
 	}
-	b, err := readJSONBody(c)
+	in, err := s.bodyProps(c, "ProcessPCNRequest", "job_id", "tenant_id")
 	if err != nil {
 		return err
 	}
-	jobID, _ := b.prop(s.rules, "ProcessPCNRequest", "job_id")
-	tenantID, _ := b.prop(s.rules, "ProcessPCNRequest", "tenant_id")
-	if err := b.err(); err != nil {
-		return err
-	}
+	jobID, tenantID := in[0], in[1]
 	tenant, err := supabase.ParseTenantID(tenantID)
 	if err != nil {
 		return &ValidationError{Issues: []api.ValidationIssue{{Loc: []string{"body", "tenant_id"}, Msg: "Input should be a valid UUID", Type: "uuid_parsing"}}}

@@ -5,10 +5,12 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
+	"sync"
 
 	"github.com/google/uuid"
 	"github.com/labstack/echo/v5"
 
+	"github.com/fleetpilot/gateway/gateway/api"
 	"github.com/fleetpilot/gateway/supabase"
 )
 
@@ -25,9 +27,34 @@ type resource struct {
 	columns []supabase.Column
 	// name is the resource as details name it: "Incident".
 	name string
-	// refs names what the rows point at, for a write whose reference the
-	// schema refuses: "vehicle, booking or customer".
-	refs string
+	// create and update are the document's schemas of a write's body.
+	create, update string
+	// fields are the columns a write may set, in the order issues are
+	// reported; the schemas' rules decide which are required and how each is
+	// checked. Nothing else of a body (tenant_id, id, timestamps) is read.
+	fields []supabase.Column
+	// references are the rows a write may point at, checked before writing.
+	references []reference
+}
+
+// reference is a column that points at a row of another tenant table.
+type reference struct {
+	col   supabase.Column
+	table string
+	// name is the referenced resource as details name it: "Vehicle".
+	name string
+}
+
+// refs names what the rows point at: "vehicle, booking or customer".
+func (r resource) refs() string {
+	names := make([]string, len(r.references))
+	for i, ref := range r.references {
+		names[i] = strings.ToLower(ref.name)
+	}
+	if len(names) < 2 {
+		return strings.Join(names, "")
+	}
+	return strings.Join(names[:len(names)-1], ", ") + " or " + names[len(names)-1]
 }
 
 // notFound is the answer for an unknown id, a malformed one, and another tenant's.
@@ -106,6 +133,117 @@ func (s *server) archive(c *echo.Context, r resource, rawID string) error {
 		return err
 	}
 	return c.NoContent(http.StatusNoContent)
+}
+
+// create answers POST /{resource}: the fields by the rules of r.create,
+// the references checked, the row inserted for the tenant.
+func (s *server) create(c *echo.Context, r resource) error {
+	ctx := c.Request().Context()
+	b, err := readJSONBody(c)
+	if err != nil {
+		return err
+	}
+	row := r.row(b, s.rules, true)
+	if err := b.err(); err != nil {
+		return err
+	}
+	if err := s.checkReferences(c, r, row); err != nil {
+		return err
+	}
+	created, err := s.db.From(tenantFrom(ctx), r.table).Select(r.columns...).Insert(ctx, row)
+	if err != nil {
+		return r.writeError("Failed to create "+r.noun(), err)
+	}
+	return c.JSONBlob(http.StatusCreated, created)
+}
+
+// update answers PATCH /{resource}/{id}: only the fields sent are written,
+// by the rules of r.update, and an explicit null clears a nullable field.
+func (s *server) update(c *echo.Context, r resource, rawID string) error {
+	ctx := c.Request().Context()
+	id, err := r.id(rawID)
+	if err != nil {
+		return err
+	}
+	b, err := readJSONBody(c)
+	if err != nil {
+		return err
+	}
+	row := r.row(b, s.rules, false)
+	if err := b.err(); err != nil {
+		return err
+	}
+	if len(row) == 0 {
+		return newError(http.StatusUnprocessableEntity, "No fields to update", nil)
+	}
+	if err := s.checkReferences(c, r, row); err != nil {
+		return err
+	}
+	updated, err := s.db.From(tenantFrom(ctx), r.table).Select(r.columns...).Eq("id", id).UpdateOne(ctx, row)
+	if err != nil {
+		return r.writeError("Failed to update "+r.noun(), err)
+	}
+	return c.JSONBlob(http.StatusOK, updated)
+}
+
+// row reads the writable fields by the rules of the create or update schema
+// in the document: on create the required fields must be there; on update
+// every field is optional and an explicit null clears a nullable field.
+func (r resource) row(b *jsonBody, rules *api.Rules, create bool) supabase.Row {
+	schema := r.update
+	if create {
+		schema = r.create
+	}
+	row := supabase.Row{}
+	for _, f := range r.fields {
+		if !rules.Has(schema, string(f)) {
+			continue
+		}
+		v, ok := b.prop(rules, schema, string(f))
+		if ok {
+			row[f] = v
+		} else if !create && b.isNull(string(f)) {
+			row[f] = nil // a null for a non-nullable field is already an issue: the row is not used
+		}
+	}
+	return row
+}
+
+// checkReferences verifies, concurrently, that every row the write points at
+// is the tenant's and not archived. The schema's composite foreign keys
+// enforce the tenant too; this check gives a clear 422 and also refuses
+// archived rows, which a foreign key cannot.
+func (s *server) checkReferences(c *echo.Context, r resource, row supabase.Row) error {
+	ctx := c.Request().Context()
+	type result struct {
+		found bool
+		err   error
+	}
+	results := make([]result, len(r.references))
+	var wg sync.WaitGroup
+	for i, ref := range r.references {
+		id, ok := row[ref.col].(string)
+		if !ok {
+			results[i].found = true
+			continue
+		}
+		wg.Go(func() {
+			found, err := s.db.From(tenantFrom(ctx), ref.table).Eq("id", id).Exists(ctx)
+			results[i] = result{found, err}
+		})
+	}
+	wg.Wait()
+	var v ValidationError
+	for i, res := range results {
+		if res.err != nil {
+			return upstream("Failed to check references", res.err)
+		}
+		if !res.found {
+			ref := r.references[i]
+			v.add([]string{"body", string(ref.col)}, ref.name+" not found", "value_error")
+		}
+	}
+	return v.orNil()
 }
 
 // pageParams are the paging parameters every list takes.

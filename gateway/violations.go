@@ -34,16 +34,12 @@ func (s *server) ScanViolation(c *echo.Context, _ api.ScanViolationParams) error
 	if err != nil {
 		return err
 	}
-	b, err := readJSONBody(c)
+	in, err := s.bodyProps(c, "ScanRequest", "document_id")
 	if err != nil {
 		return err
 	}
-	docID, _ := b.prop(s.rules, "ScanRequest", "document_id")
-	if err := b.err(); err != nil {
-		return err
-	}
 	p, _ := principalFrom(ctx)
-	job, created, err := svc.Scan(ctx, p.Tenant, p.UserID, docID)
+	job, created, err := svc.Scan(ctx, p.Tenant, p.UserID, in[0])
 	if err != nil {
 		return upstream("Failed to queue the scan", err)
 	}
