@@ -88,7 +88,7 @@ func New(cfg Config, deps Deps) (*echo.Echo, error) {
 	if deps.Telemetry != nil {
 		// Outermost, so that the access log line and every log line of the
 		// request carry its trace.
-		e.Use(echo.WrapMiddleware(deps.Telemetry.Middleware()), observeRequests(deps.Telemetry.Metrics()))
+		e.Use(observeRequests(deps.Telemetry))
 	}
 	e.Use(requestContext(deps.Logger, cfg.GCPProjectID, cfg.RequestTimeout, cfg.InternalRequestTimeout))
 	e.Use(recoverPanic)

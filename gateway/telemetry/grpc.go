@@ -9,7 +9,6 @@ import (
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/codes"
 	"go.opentelemetry.io/otel/propagation"
-	"go.opentelemetry.io/otel/trace"
 	"google.golang.org/grpc"
 	grpccodes "google.golang.org/grpc/codes"
 	"google.golang.org/grpc/metadata"
@@ -27,10 +26,12 @@ func (t *Telemetry) UnaryClientInterceptor(peer string) grpc.UnaryClientIntercep
 		start := time.Now()
 		service, rpc := path.Split(method) // "/google.cloud.tasks.v2.CloudTasks/CreateTask"
 		service = strings.Trim(service, "/")
-		ctx, span := t.Tracer().Start(ctx, peer+" "+rpc, trace.WithSpanKind(trace.SpanKindClient),
-			trace.WithAttributes(attribute.String(AttrPeer, peer), attribute.String("rpc.system", "grpc"),
-				attribute.String("rpc.service", service), attribute.String("rpc.method", rpc)))
+		ctx, span := t.Tracer().Start(ctx, peer+" "+rpc, clientStart...)
 		defer span.End()
+		if span.IsRecording() {
+			span.SetAttributes(attribute.String(AttrPeer, peer), attribute.String("rpc.system", "grpc"),
+				attribute.String("rpc.service", service), attribute.String("rpc.method", rpc))
+		}
 		md, _ := metadata.FromOutgoingContext(ctx)
 		md = md.Copy()
 		carrier := propagation.HeaderCarrier{}

@@ -3,13 +3,12 @@ package telemetry
 import (
 	"context"
 	"net/http"
-	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/metric"
-	"go.opentelemetry.io/otel/trace"
 	tracenoop "go.opentelemetry.io/otel/trace/noop"
 )
 
@@ -48,7 +47,11 @@ type Metrics struct {
 
 	mu     sync.Mutex
 	caches []cacheSource
-	attrs  sync.Map // attribute.Set by key, so hot paths do not rebuild sets
+
+	reqs, refs optCache[reqKey]
+	outs       optCache[outKey]
+	jobSets    optCache[jobKey]
+	sweeps     optCache[sweepKey]
 }
 
 type cacheSource struct {
@@ -111,19 +114,63 @@ func (m *Metrics) ObserveCache(name string, stats func() (hits, misses int64)) {
 	m.caches = append(m.caches, cacheSource{name, stats})
 }
 
-// set returns the cached attribute set for key, building it once.
-func (m *Metrics) set(key string, build func() attribute.Set) metric.MeasurementOption {
-	if v, ok := m.attrs.Load(key); ok {
-		return v.(metric.MeasurementOption)
+// reqKey, outKey, jobKey and sweepKey name an attribute set; the sets are
+// built once per distinct key (all bounded) and reused, so that recording a
+// measurement allocates nothing.
+type (
+	reqKey struct {
+		method, route string
+		status        int
 	}
-	s := build()
-	opt := metric.WithAttributeSet(s)
-	m.attrs.Store(key, opt)
-	return opt
+	outKey   struct{ peer, method, outcome string }
+	jobKey   struct{ outcome string }
+	sweepKey struct{ sweep, state string }
+)
+
+// optCache maps a key to its ready measurement options. Reads are a lock-free
+// load of an immutable map; a new key copies the map under a lock (rare: the
+// keys are bounded sets).
+type optCache[K comparable] struct {
+	mu sync.Mutex
+	m  atomic.Pointer[map[K]opts]
+}
+
+// opts is one attribute set as the options of a histogram (rec) and of a
+// counter (add).
+type opts struct {
+	rec []metric.RecordOption
+	add []metric.AddOption
+}
+
+func (c *optCache[K]) get(k K, build func() attribute.Set) opts {
+	if m := c.m.Load(); m != nil {
+		if o, ok := (*m)[k]; ok {
+			return o
+		}
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	old := c.m.Load()
+	if old != nil {
+		if o, ok := (*old)[k]; ok {
+			return o
+		}
+	}
+	next := make(map[K]opts, 1)
+	if old != nil {
+		for k, v := range *old {
+			next[k] = v
+		}
+	}
+	set := metric.WithAttributeSet(build())
+	o := opts{rec: []metric.RecordOption{set}, add: []metric.AddOption{set}}
+	next[k] = o
+	c.m.Store(&next)
+	return o
 }
 
 // Request records one served request. route is the route template ("" when
-// no route matched); tenant goes on the server span only.
+// no route matched); tenant, which is no label, tells which limit refused a 429.
 func (m *Metrics) Request(ctx context.Context, method, route string, status int, d time.Duration, tenant string) {
 	if m == nil {
 		return
@@ -132,22 +179,18 @@ func (m *Metrics) Request(ctx context.Context, method, route string, status int,
 	if route == "" {
 		route = "unmatched"
 	}
-	code := strconv.Itoa(status)
-	m.requests.Record(ctx, d.Seconds(), m.set("r|"+method+"|"+route+"|"+code, func() attribute.Set {
+	m.requests.Record(ctx, d.Seconds(), m.reqs.get(reqKey{method, route, status}, func() attribute.Set {
 		return attribute.NewSet(attribute.String("http.request.method", method), attribute.String("http.route", route),
 			attribute.Int("http.response.status_code", status))
-	}))
+	}).rec...)
 	if status == http.StatusTooManyRequests {
 		scope := "ip"
 		if tenant != "" {
 			scope = "tenant"
 		}
-		m.refusals.Add(ctx, 1, m.set("q|"+scope+"|"+route, func() attribute.Set {
+		m.refusals.Add(ctx, 1, m.refs.get(reqKey{scope, route, 0}, func() attribute.Set {
 			return attribute.NewSet(attribute.String("scope", scope), attribute.String("http.route", route))
-		}))
-	}
-	if span := trace.SpanFromContext(ctx); span.IsRecording() && tenant != "" {
-		span.SetAttributes(attribute.String(AttrTenant, tenant))
+		}).add...)
 	}
 }
 
@@ -156,9 +199,9 @@ func (m *Metrics) Outbound(ctx context.Context, peer, method, outcome string, d 
 	if m == nil {
 		return
 	}
-	m.outbound.Record(ctx, d.Seconds(), m.set("o|"+peer+"|"+method+"|"+outcome, func() attribute.Set {
+	m.outbound.Record(ctx, d.Seconds(), m.outs.get(outKey{peer, method, outcome}, func() attribute.Set {
 		return attribute.NewSet(attribute.String(AttrPeer, peer), attribute.String("method", method), attribute.String("outcome", outcome))
-	}))
+	}).rec...)
 }
 
 // Job records one PCN job delivery.
@@ -166,9 +209,9 @@ func (m *Metrics) Job(ctx context.Context, outcome string, d time.Duration) {
 	if m == nil {
 		return
 	}
-	m.jobs.Record(ctx, d.Seconds(), m.set("j|"+outcome, func() attribute.Set {
+	m.jobs.Record(ctx, d.Seconds(), m.jobSets.get(jobKey{outcome}, func() attribute.Set {
 		return attribute.NewSet(attribute.String("outcome", outcome))
-	}))
+	}).rec...)
 }
 
 // Sweep adds to a scheduled sweep's progress: items planned (by the
@@ -181,9 +224,9 @@ func (m *Metrics) Sweep(ctx context.Context, sweep string, planned, done, skippe
 		state string
 		n     int
 	}{{"planned", planned}, {"done", done}, {"skipped", skipped}, {"failed", failed}} {
-		m.sweep.Add(ctx, int64(s.n), m.set("s|"+sweep+"|"+s.state, func() attribute.Set {
+		m.sweep.Add(ctx, int64(s.n), m.sweeps.get(sweepKey{sweep, s.state}, func() attribute.Set {
 			return attribute.NewSet(attribute.String("sweep", sweep), attribute.String("state", s.state))
-		}))
+		}).add...)
 	}
 }
 

@@ -9,9 +9,10 @@ import (
 )
 
 // exportedAttrs are the only span attributes that leave the process. The
-// gateway's own spans set nothing else, but otelhttp adds the client's
-// address and user agent (personal data) and the raw path (ids), which are
-// dropped here; a new attribute must be added to this list deliberately.
+// gateway's own spans set nothing else; instrumentation in libraries (the
+// HTTP conventions add the client's address, user agent and raw path:
+// personal data and ids) is dropped here, and a new attribute must be added
+// to this list deliberately.
 var exportedAttrs = map[attribute.Key]bool{
 	"http.request.method": true, "http.request.method_original": true, "http.response.status_code": true,
 	"http.route": true, "url.scheme": true, "server.address": true, "server.port": true,

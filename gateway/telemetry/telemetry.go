@@ -90,6 +90,7 @@ func (c Config) Validate() error {
 // flushes what is pending.
 type Telemetry struct {
 	tp      *sdktrace.TracerProvider
+	tracer  trace.Tracer
 	mp      *sdkmetric.MeterProvider
 	prop    propagation.TextMapPropagator
 	metrics *Metrics
@@ -171,6 +172,7 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (_ *Telemetry, err e
 	}
 
 	t.tp = sdktrace.NewTracerProvider(topts...)
+	t.tracer = t.tp.Tracer(ScopeName)
 	t.mp = sdkmetric.NewMeterProvider(mopts...)
 	if t.metrics, err = NewMetrics(t.mp); err != nil {
 		return nil, err
@@ -186,6 +188,7 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (_ *Telemetry, err e
 func NewForTest(exp sdktrace.SpanExporter, reader sdkmetric.Reader) (*Telemetry, error) {
 	t := &Telemetry{prop: Propagator()}
 	t.tp = sdktrace.NewTracerProvider(sdktrace.WithSyncer(Redact(exp)), sdktrace.WithSampler(sdktrace.AlwaysSample()))
+	t.tracer = t.tp.Tracer(ScopeName)
 	t.mp = sdkmetric.NewMeterProvider(sdkmetric.WithReader(reader))
 	var err error
 	t.metrics, err = NewMetrics(t.mp)
@@ -233,7 +236,12 @@ func (t *Telemetry) TracerProvider() trace.TracerProvider {
 }
 
 // Tracer is the gateway's tracer.
-func (t *Telemetry) Tracer() trace.Tracer { return t.TracerProvider().Tracer(ScopeName) }
+func (t *Telemetry) Tracer() trace.Tracer {
+	if t == nil {
+		return noopTP.Tracer(ScopeName)
+	}
+	return t.tracer
+}
 
 // Metrics are the gateway's instruments (nil when t is nil: records nothing).
 func (t *Telemetry) Metrics() *Metrics {

@@ -2,13 +2,18 @@ package telemetry
 
 import (
 	"context"
+	"fmt"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"strings"
 	"testing"
+	"time"
 
+	"go.opentelemetry.io/otel/codes"
 	"go.opentelemetry.io/otel/propagation"
 	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
+	"go.opentelemetry.io/otel/sdk/metric/metricdata"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	"go.opentelemetry.io/otel/sdk/trace/tracetest"
 	"go.opentelemetry.io/otel/trace"
@@ -138,4 +143,119 @@ func TestTransportNeverRecordsQuery(t *testing.T) {
 
 func sdkSyncer(e *tracetest.InMemoryExporter) sdktrace.SpanProcessor {
 	return sdktrace.NewSimpleSpanProcessor(e)
+}
+
+// TestUnsampledCallMakesNoSpan: under a caller that was not sampled, an
+// outbound call records no span, still sends the caller's (unsampled)
+// traceparent to a peer that gets one, and is still counted.
+func TestUnsampledCallMakesNoSpan(t *testing.T) {
+	exp := tracetest.NewInMemoryExporter()
+	reader := sdkmetric.NewManualReader()
+	tel, err := NewForTest(exp, reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var gotParent, gotAuth string
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		gotParent, gotAuth = r.Header.Get("traceparent"), r.Header.Get("Authorization")
+	}))
+	defer srv.Close()
+	caller, _ := ParseCloudTrace("4bf92f3577b34da6a3ce929d0e0e4736/1;o=0")
+	ctx := trace.ContextWithRemoteSpanContext(context.Background(), caller)
+	hc := tel.WrapClient(srv.Client(), TransportOptions{Peer: PeerPostgREST, Propagate: true})
+	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, srv.URL+"/rest/v1/incidents", nil)
+	req.Header.Set("Authorization", "Bearer k")
+	resp, err := hc.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if n := len(exp.GetSpans()); n != 0 {
+		t.Errorf("%d spans for an unsampled call", n)
+	}
+	if want := "00-4bf92f3577b34da6a3ce929d0e0e4736-0000000000000001-00"; gotParent != want || gotAuth != "Bearer k" {
+		t.Errorf("traceparent %q, authorization %q; want %q and the caller's header", gotParent, gotAuth, want)
+	}
+	if req.Header.Get("traceparent") != "" {
+		t.Error("the caller's request was changed")
+	}
+	if n := histTotal(t, reader, MetricOutboundDuration); n != 1 {
+		t.Errorf("outbound calls counted %d, want 1", n)
+	}
+}
+
+// TestRequestSampling: at ratio 0 a request without a sampled caller gets a
+// trace id (for the logs) but no recorded span, and is still counted; a
+// caller's sampled traceparent is followed, and that span is named after the
+// route and carries the request's attributes and the tenant.
+func TestRequestSampling(t *testing.T) {
+	reader := sdkmetric.NewManualReader()
+	tel, err := New(context.Background(), Config{Enabled: true, SampleRatio: 0, ExportInterval: time.Minute}, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tel.Shutdown(context.Background())
+	exp := tracetest.NewInMemoryExporter()
+	tel.tp.RegisterSpanProcessor(sdkSyncer(exp))
+	if tel.metrics, err = NewMetrics(sdkmetric.NewMeterProvider(sdkmetric.WithReader(reader))); err != nil {
+		t.Fatal(err)
+	}
+
+	r := httptest.NewRequest(http.MethodGet, "/incidents/42?status=open", nil)
+	ctx, q := tel.StartRequest(r.Context(), r)
+	if q.Sampled() || !trace.SpanContextFromContext(ctx).IsValid() {
+		t.Errorf("sampled %v, trace valid %v; want an unsampled trace", q.Sampled(), trace.SpanContextFromContext(ctx).IsValid())
+	}
+	q.End(ctx, r, "/incidents/:id", 200, "")
+	if n := len(exp.GetSpans()); n != 0 {
+		t.Errorf("%d spans at ratio 0", n)
+	}
+
+	r = httptest.NewRequest(http.MethodGet, "/incidents/42?status=open", nil)
+	r.Header.Set("traceparent", "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01")
+	ctx, q = tel.StartRequest(r.Context(), r)
+	if !q.Sampled() {
+		t.Fatal("a sampled caller was not followed")
+	}
+	q.End(ctx, r, "/incidents/:id", 503, "tenant-1")
+	spans := exp.GetSpans()
+	if len(spans) != 1 {
+		t.Fatalf("%d spans, want 1", len(spans))
+	}
+	s := spans[0]
+	got := map[string]string{}
+	for _, a := range s.Attributes {
+		got[string(a.Key)] = a.Value.Emit()
+	}
+	want := map[string]string{"http.request.method": "GET", "http.route": "/incidents/:id", "http.response.status_code": "503",
+		"url.scheme": "http", "server.address": "example.com", "network.protocol.version": "1.1", AttrTenant: "tenant-1"}
+	if s.Name != "GET /incidents/:id" || s.SpanKind != trace.SpanKindServer || s.Parent.SpanID().String() != "00f067aa0ba902b7" ||
+		s.Status.Code != codes.Error || fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Errorf("span %q kind %v parent %s status %v attributes %v; want %v", s.Name, s.SpanKind, s.Parent.SpanID(), s.Status.Code, got, want)
+	}
+
+	n := histTotal(t, reader, MetricRequestDuration)
+	if n != 2 {
+		t.Errorf("requests counted %d, want 2", n)
+	}
+}
+
+// histTotal is the number of measurements of a histogram, all attributes.
+func histTotal(t *testing.T, reader *sdkmetric.ManualReader, name string) uint64 {
+	t.Helper()
+	var rm metricdata.ResourceMetrics
+	if err := reader.Collect(context.Background(), &rm); err != nil {
+		t.Fatal(err)
+	}
+	var n uint64
+	for _, sm := range rm.ScopeMetrics {
+		for _, m := range sm.Metrics {
+			if h, ok := m.Data.(metricdata.Histogram[float64]); ok && m.Name == name {
+				for _, dp := range h.DataPoints {
+					n += dp.Count
+				}
+			}
+		}
+	}
+	return n
 }

@@ -87,6 +87,8 @@ func WithResend(ctx context.Context, n int) context.Context {
 	return context.WithValue(ctx, resendKey{}, n)
 }
 
+var clientStart = []trace.SpanStartOption{trace.WithSpanKind(trace.SpanKindClient)}
+
 func (t *transport) RoundTrip(req *http.Request) (*http.Response, error) {
 	start := time.Now()
 	peer := t.o.Peer
@@ -94,46 +96,70 @@ func (t *transport) RoundTrip(req *http.Request) (*http.Response, error) {
 		peer = t.o.Peers(req)
 	}
 	ctx := req.Context()
-	tmpl := PathTemplate(req.URL.EscapedPath())
-	ctx, span := t.tracer.Start(ctx, peer+" "+req.Method+" "+tmpl, trace.WithSpanKind(trace.SpanKindClient))
-	defer span.End()
-	if span.IsRecording() {
-		attrs := []attribute.KeyValue{
-			attribute.String(AttrPeer, peer),
-			attribute.String("http.request.method", req.Method),
-			attribute.String("server.address", req.URL.Hostname()),
-			attribute.String("url.template", tmpl),
+	// Under a caller that is not sampled, a child could not be sampled
+	// either: no span at all, and traceparent (if sent) carries the caller's
+	// unsampled context. Calls without a caller (start-up, background) are
+	// roots and get the sampler's decision.
+	var span trace.Span
+	if parent := trace.SpanContextFromContext(ctx); !parent.IsValid() || parent.IsSampled() {
+		ctx, span = t.tracer.Start(ctx, "call", clientStart...)
+		if span.IsRecording() {
+			tmpl := PathTemplate(req.URL.EscapedPath())
+			span.SetName(peer + " " + req.Method + " " + tmpl)
+			attrs := make([]attribute.KeyValue, 0, 6)
+			attrs = append(attrs,
+				attribute.String(AttrPeer, peer),
+				attribute.String("http.request.method", req.Method),
+				attribute.String("server.address", req.URL.Hostname()),
+				attribute.String("url.template", tmpl),
+			)
+			if n := resendCount(ctx, req); n > 0 {
+				attrs = append(attrs, attribute.Int("http.request.resend_count", n))
+			}
+			span.SetAttributes(attrs...)
+		} else {
+			span.End()
+			span = nil
 		}
-		if n := resendCount(ctx, req); n > 0 {
-			attrs = append(attrs, attribute.Int("http.request.resend_count", n))
-		}
-		span.SetAttributes(attrs...)
 	}
-	if t.o.Propagate && span.SpanContext().IsValid() {
-		// RoundTrippers must not change the caller's request: copy the header.
-		r2 := req.Clone(ctx)
-		t.prop.Inject(ctx, propagation.HeaderCarrier(r2.Header))
-		req = r2
+	if t.o.Propagate && trace.SpanContextFromContext(ctx).IsValid() {
+		req = withTraceparent(ctx, req, t.prop)
 	}
 	resp, err := t.base.RoundTrip(req)
 	status := 0
 	if resp != nil {
 		status = resp.StatusCode
 	}
-	outcome := Outcome(status, err)
-	switch {
-	case err != nil:
-		span.SetStatus(codes.Error, "transport error")
-		span.SetAttributes(attribute.String("error.type", errorType(ctx)))
-	default:
-		span.SetAttributes(attribute.Int("http.response.status_code", status))
-		if status >= 500 {
-			span.SetStatus(codes.Error, "")
-			span.SetAttributes(attribute.String("error.type", strconv.Itoa(status)))
+	if span != nil {
+		switch {
+		case err != nil:
+			span.SetStatus(codes.Error, "transport error")
+			span.SetAttributes(attribute.String("error.type", errorType(ctx)))
+		default:
+			span.SetAttributes(attribute.Int("http.response.status_code", status))
+			if status >= 500 {
+				span.SetStatus(codes.Error, "")
+				span.SetAttributes(attribute.String("error.type", strconv.Itoa(status)))
+			}
 		}
+		span.End()
 	}
-	t.m.Outbound(ctx, peer, req.Method, outcome, time.Since(start))
+	t.m.Outbound(ctx, peer, req.Method, Outcome(status, err), time.Since(start))
 	return resp, err
+}
+
+// withTraceparent returns a copy of req that also carries ctx's trace
+// headers. A RoundTripper must not change its caller's request, so the
+// header map is copied; its values are shared, as nothing changes them.
+func withTraceparent(ctx context.Context, req *http.Request, prop propagation.TextMapPropagator) *http.Request {
+	r2 := req.WithContext(ctx)
+	h := make(http.Header, len(req.Header)+1)
+	for k, v := range req.Header {
+		h[k] = v
+	}
+	prop.Inject(ctx, propagation.HeaderCarrier(h))
+	r2.Header = h
+	return r2
 }
 
 func errorType(ctx context.Context) string {
