@@ -4,6 +4,7 @@ import (
 	"context"
 	"io"
 	"net/http"
+	"time"
 
 	"github.com/labstack/echo/v5"
 
@@ -88,7 +89,11 @@ func runSweepTask[R sweepTask](s *server, c *echo.Context, kind string,
 	done, skipped, failed := res.Outcomes()
 	s.metrics.Sweep(ctx, kind, 0, done, skipped, failed)
 	if res.Remaining() > 0 {
-		return retryLater("The task ran out of time; the rest will be retried")
+		// A vendor's rate limit says when to come back; running out of time does not.
+		if v, ok := any(res).(interface{ RetryAfter() time.Duration }); ok && v.RetryAfter() > 0 {
+			return retryLater("The vendor is rate limiting; the rest will be retried", v.RetryAfter())
+		}
+		return retryLater("The task ran out of time; the rest will be retried", time.Minute)
 	}
 	return c.JSON(http.StatusOK, res)
 }
@@ -102,9 +107,9 @@ func sweepBatch(c *echo.Context) (sweep.Batch, error) {
 	return sweep.ParseBatch(raw)
 }
 
-// retryLater is a 503 that makes Cloud Tasks retry the task after a minute.
-func retryLater(msg string) error {
+// retryLater is a 503 that makes Cloud Tasks retry the task after wait.
+func retryLater(msg string, wait time.Duration) error {
 	e := newError(http.StatusServiceUnavailable, msg, nil)
-	e.Header = http.Header{"Retry-After": {"60"}}
+	e.Header = http.Header{"Retry-After": {retryAfterSeconds(wait)}}
 	return e
 }

@@ -3,7 +3,9 @@ package tests
 import (
 	"encoding/json"
 	"fmt"
+	"io"
 	"net/http"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -12,6 +14,7 @@ import (
 	"github.com/jarcoal/httpmock"
 
 	"github.com/fleetpilot/gateway/gateway"
+	"github.com/fleetpilot/gateway/gateway/domain/sweep"
 )
 
 // send makes one request to target from addr (as Cloud Run's front end
@@ -287,5 +290,86 @@ func TestSecondScanReturnsFirstJob(t *testing.T) {
 	}
 	if n := len(*claudeCalls); n != 1 {
 		t.Errorf("Claude calls = %d, want 1", n)
+	}
+}
+
+// TestDVLARateLimitSpendsNoAttempt: DVLA's own 429 during the refresh sweep
+// (its shared rate used up, perhaps by other tenants' lookups) stops the
+// task without marking the vehicle attempted: it and the rest stay due, and
+// Cloud Tasks is told to come back when DVLA says. The retried delivery then
+// refreshes them.
+func TestDVLARateLimitSpendsNoAttempt(t *testing.T) {
+	e, up, _ := newApp(t, appOpts{dvla: true})
+	v1, v2, v3 := uuidN('d', 1), uuidN('d', 2), uuidN('d', 3)
+	cutoff := "2026-11-29T12:00:00Z"
+	later := time.Now().AddDate(1, 0, 0).Format("2006-01-02")
+	rows := map[string]string{
+		v1: `{"id":"` + v1 + `","tenant_id":"` + tenantA + `","registration":"AB12CDE"}`,
+		v2: `{"id":"` + v2 + `","tenant_id":"` + tenantB + `","registration":"CD34EFG"}`,
+		v3: `{"id":"` + v3 + `","tenant_id":"` + tenantA + `","registration":"EF56GHI"}`,
+	}
+	var mu sync.Mutex
+	due := []string{v1, v2, v3}
+	limited := true
+	up.onFunc(http.MethodGet, "vehicles", func(captured) (int, string) {
+		mu.Lock()
+		defer mu.Unlock()
+		var out []string
+		for _, id := range due {
+			out = append(out, rows[id])
+		}
+		return 200, "[" + strings.Join(out, ",") + "]"
+	})
+	up.onFunc(http.MethodPatch, "vehicles", func(r captured) (int, string) {
+		mu.Lock()
+		defer mu.Unlock()
+		if strings.Contains(r.Body, "year_of_manufacture") { // refreshed: no longer due
+			for i, id := range due {
+				if r.Query.Get("id") == "eq."+id {
+					due = append(due[:i:i], due[i+1:]...)
+					break
+				}
+			}
+		}
+		return 200, `{"id":"x"}`
+	})
+	var dvlaCalls []string
+	up.mt.RegisterResponder(http.MethodPost, dvlaURL+"/v1/vehicles", func(r *http.Request) (*http.Response, error) {
+		b, _ := io.ReadAll(r.Body)
+		var req struct{ RegistrationNumber string }
+		_ = json.Unmarshal(b, &req)
+		mu.Lock()
+		defer mu.Unlock()
+		dvlaCalls = append(dvlaCalls, req.RegistrationNumber)
+		if limited && req.RegistrationNumber != "AB12CDE" {
+			resp := httpmock.NewStringResponse(429, `{"errors":[{"status":"429","title":"Too Many Requests"}]}`)
+			resp.Header.Set("Retry-After", "120")
+			return resp, nil
+		}
+		return httpmock.NewStringResponse(200, dvlaRecord(req.RegistrationNumber, later, later)), nil
+	})
+	body, _ := json.Marshal(sweep.Batch{Cutoff: cutoff, IDs: []string{v1, v2, v3}})
+	rec := internalPost(e, "/internal/tasks/dvla-refresh", string(body))
+	if rec.Code != 503 || rec.Header().Get("Retry-After") != "120" {
+		t.Fatalf("delivery = %d Retry-After %q (%s), want 503 with DVLA's 120", rec.Code, rec.Header().Get("Retry-After"), rec.Body)
+	}
+	// DVLA's Retry-After (120 s) is beyond the delivery's deadline: one try, no waiting.
+	if fmt.Sprint(dvlaCalls) != "[AB12CDE CD34EFG]" {
+		t.Errorf("DVLA calls = %v, want AB12CDE then CD34EFG (and nothing after the 429)", dvlaCalls)
+	}
+	for _, p := range patches(up, "vehicles") {
+		if strings.Contains(p.Body, "dvla_attempted_at") {
+			t.Errorf("a vehicle was marked attempted after DVLA's 429: %v %s", p.Query, p.Body)
+		}
+	}
+	mu.Lock()
+	limited = false
+	mu.Unlock()
+	rec = internalPost(e, "/internal/tasks/dvla-refresh", string(body))
+	wantStatus(t, rec, 200)
+	var res struct{ Checked, Updated, Failed, Left int }
+	_ = json.Unmarshal(rec.Body.Bytes(), &res)
+	if res.Checked != 2 || res.Updated != 2 || res.Failed != 0 || res.Left != 0 {
+		t.Errorf("retried delivery = %s, want the two left refreshed", rec.Body)
 	}
 }

@@ -59,9 +59,13 @@ type TaskResult struct {
 	Failed int `json:"failed"`
 	// Skipped vehicles were no longer due (refreshed, archived or changed meanwhile).
 	Skipped int `json:"skipped"`
-	// Left is what the task's time did not reach; it stays due.
+	// Left is what the task's time, or DVLA's rate limit, did not reach; it
+	// stays due.
 	Left   int     `json:"left"`
 	Alerts []Alert `json:"alerts"`
+	// VendorRetryAfter, when DVLA's rate limit stopped the task, is when to
+	// come back (DVLA's Retry-After, or a minute).
+	VendorRetryAfter time.Duration `json:"-"`
 	// done counts the vehicles whose refresh was saved (for Outcomes).
 	done int
 }
@@ -69,10 +73,19 @@ type TaskResult struct {
 // Remaining is what the task left due.
 func (r TaskResult) Remaining() int { return r.Left }
 
+// RetryAfter is when to deliver the task again (zero: the default).
+func (r TaskResult) RetryAfter() time.Duration { return r.VendorRetryAfter }
+
+// rateLimitedWait is the wait when DVLA limits the sweep without a Retry-After.
+const rateLimitedWait = time.Minute
+
 // RunTask refreshes a task's vehicles that are still due, paced at Rate
 // lookups a second. A vehicle DVLA does not know is marked checked, so it is
 // not asked about again until the next period. A vehicle that cannot be
-// refreshed is counted, logged and marked attempted; it never stops the task.
+// refreshed is counted, logged and marked attempted; it never stops the task,
+// except DVLA's own rate limit: that says nothing about the vehicle (another
+// tenant's lookups may have used the shared rate), so the vehicle is not
+// marked, it and the rest stay due, and the task comes back when DVLA says.
 func (s *Service) RunTask(ctx context.Context, b sweep.Batch, correlationID string) (TaskResult, error) {
 	res := TaskResult{Alerts: []Alert{}}
 	if len(b.IDs) == 0 {
@@ -103,8 +116,12 @@ func (s *Service) RunTask(ctx context.Context, b sweep.Batch, correlationID stri
 			s.log.WarnContext(ctx, "dvla refresh task out of time; the rest stays due", "left", res.Left)
 			break
 		}
+		if wait, limited := s.refreshOne(ctx, tenant, v.ID, v.Registration, b.Cutoff, correlationID, &res); limited {
+			res.Left, res.VendorRetryAfter = len(due)-i, wait
+			s.log.WarnContext(ctx, "dvla is rate limiting the refresh; the rest stays due", "left", res.Left, "retry_after", wait)
+			break
+		}
 		res.Checked++
-		s.refreshOne(ctx, tenant, v.ID, v.Registration, b.Cutoff, correlationID, &res)
 	}
 	for _, a := range res.Alerts {
 		s.log.InfoContext(ctx, "vehicle tax or MOT needs attention", "tenant_id", a.TenantID, "vehicle_id", a.VehicleID, "kind", a.Kind, "due", a.Due, "lapsed", a.Lapsed)
@@ -112,17 +129,25 @@ func (s *Service) RunTask(ctx context.Context, b sweep.Batch, correlationID stri
 	return res, nil
 }
 
-func (s *Service) refreshOne(ctx context.Context, tenant supabase.TenantID, id, reg, cutoff, correlationID string, res *TaskResult) {
+// refreshOne refreshes one vehicle; limited reports DVLA's rate limit (and
+// the wait it asked for), which changes nothing.
+func (s *Service) refreshOne(ctx context.Context, tenant supabase.TenantID, id, reg, cutoff, correlationID string, res *TaskResult) (wait time.Duration, limited bool) {
 	dv, lerr := s.lookup.Lookup(ctx, reg, correlationID, true)
 	row := supabase.Row{"dvla_checked_at": s.stamp()}
+	var ue *dvla.UnavailableError
 	switch {
+	case errors.As(lerr, &ue) && ue.RateLimited:
+		if ue.RetryAfter > 0 {
+			return ue.RetryAfter, true
+		}
+		return rateLimitedWait, true
 	case errors.Is(lerr, dvla.ErrNotFound), errors.Is(lerr, dvla.ErrInvalid):
 		res.NotFound++
 	case lerr != nil:
 		res.Failed++
 		s.log.WarnContext(ctx, "dvla refresh failed; vehicle moved to the back of the sweep", "tenant_id", tenant.String(), "vehicle_id", id, "err", lerr)
 		s.markAttempted(ctx, tenant, id, reg, cutoff)
-		return
+		return 0, false
 	default:
 		row = s.columns(dv)
 	}
@@ -132,18 +157,19 @@ func (s *Service) refreshOne(ctx context.Context, tenant supabase.TenantID, id, 
 	switch {
 	case errors.Is(uerr, supabase.ErrNotFound):
 		res.Skipped++
-		return
+		return 0, false
 	case uerr != nil:
 		res.Failed++
 		s.log.WarnContext(ctx, "dvla refresh not saved; vehicle moved to the back of the sweep", "tenant_id", tenant.String(), "vehicle_id", id, "err", uerr)
 		s.markAttempted(ctx, tenant, id, reg, cutoff)
-		return
+		return 0, false
 	}
 	res.done++
 	if lerr == nil {
 		res.Updated++
 		res.Alerts = append(res.Alerts, s.alerts(tenant, id, reg, dv)...)
 	}
+	return 0, false
 }
 
 // markAttempted records a failed attempt, which sorts the vehicle after
