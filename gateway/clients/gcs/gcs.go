@@ -3,7 +3,6 @@
 package gcs
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -266,20 +265,30 @@ func (s *Store) Read(ctx context.Context, object string, max int64) ([]byte, err
 	if r.Attrs.Size > max {
 		return nil, ErrTooLarge
 	}
-	// Read into one buffer of the object's size: io.ReadAll would grow by
-	// doubling and briefly hold up to twice the document.
-	size := r.Attrs.Size
-	if size < 0 {
-		size = 0
+	if r.Attrs.Size < 0 { // size unknown (decompressed on the fly): read up to the cap
+		b, err := io.ReadAll(io.LimitReader(r, max+1))
+		if err != nil {
+			return nil, fmt.Errorf("gcs: read %s: %w", object, err)
+		}
+		if int64(len(b)) > max {
+			return nil, ErrTooLarge
+		}
+		return b, nil
 	}
-	buf := bytes.NewBuffer(make([]byte, 0, size+1))
-	_, err = buf.ReadFrom(io.LimitReader(r, max+1))
-	b := buf.Bytes()
-	if err != nil {
+	// Exactly one buffer of the object's size. io.ReadAll grows by doubling,
+	// and bytes.Buffer.ReadFrom grows a full buffer once more to find the
+	// end: either holds up to twice the document.
+	b := make([]byte, r.Attrs.Size)
+	if _, err := io.ReadFull(r, b); err != nil {
 		return nil, fmt.Errorf("gcs: read %s: %w", object, err)
 	}
-	if int64(len(b)) > max {
-		return nil, ErrTooLarge
+	// Read to the end, where the reader checks the object's checksum.
+	var more [1]byte
+	switch n, err := io.ReadFull(r, more[:]); {
+	case n > 0:
+		return nil, ErrTooLarge // longer than its size: it changed while read
+	case err != io.EOF:
+		return nil, fmt.Errorf("gcs: read %s: %w", object, err)
 	}
 	return b, nil
 }
