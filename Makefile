@@ -9,7 +9,7 @@ POSTGREST_SHA256  := 0af68afe747ce09964f29e7c872e77b038aec483a8f3923c20850e85044
 POSTGREST         := .local/tools/postgrest-12.0.2/postgrest
 export POSTGREST_BIN := $(abspath $(POSTGREST))
 
-.PHONY: help run test test-short generate bench loadtest fuzz reset lint tools postgres postgrest chromium lint-openapi typescript
+.PHONY: help run test test-short generate bench bench-memory loadtest fuzz reset lint tools postgres postgrest chromium lint-openapi typescript
 
 ## run: the gateway; with no .env, the whole local stack (PostgreSQL, PostgREST, GCS emulator) around it
 run: tools
@@ -38,6 +38,10 @@ generate:
 ## bench: Go benchmarks of the hot path (end to end, JWT, query building), with allocations
 bench:
 	$(GO) test -run '^$$' -bench . -benchmem ./tests/ ./supabase/
+
+## bench-memory: peak RSS while PCN_MAX_CONCURRENT scans of PCN_MAX_SCAN_BYTES run at once (httptest Anthropic); honours GOMEMLIMIT
+bench-memory:
+	$(GO) test -run '^$$' -bench BenchmarkScanMemory -benchtime 5x -count 3 ./tests/membench/
 
 ## loadtest: the shared loopback harness (needs wrk, nginx, python3-fastapi...; see docs/performance.md)
 loadtest:
