@@ -2,12 +2,13 @@ package gateway
 
 import (
 	"context"
-	"crypto/subtle"
+	"errors"
 	"log/slog"
 	"strings"
 
 	"github.com/labstack/echo/v5"
 
+	"github.com/fleetpilot/gateway/gateway/internalauth"
 	"github.com/fleetpilot/gateway/supabase"
 )
 
@@ -59,16 +60,19 @@ func requireUser(v TokenVerifier, perTenant *limiter, byIP ipLimit, reasonLevel 
 	}
 }
 
-// requireInternal guards Cloud Tasks and Cloud Scheduler endpoints with the
-// shared secret, compared in constant time.
-func requireInternal(secret string) echo.MiddlewareFunc {
+// requireInternal guards Cloud Tasks and Cloud Scheduler endpoints: a
+// Google-signed OIDC token of a configured service account, or the shared
+// secret (internalauth decides which it accepts). Why a caller was refused
+// is logged, never answered.
+func requireInternal(auth *internalauth.Authenticator) echo.MiddlewareFunc {
 	return func(next echo.HandlerFunc) echo.HandlerFunc {
 		return func(c *echo.Context) error {
-			if secret == "" {
+			err := auth.Authenticate(c.Request())
+			switch {
+			case errors.Is(err, internalauth.ErrNotConfigured):
 				return notConfigured("Internal endpoints")
-			}
-			got := c.Request().Header.Get("X-Internal-Secret")
-			if subtle.ConstantTimeCompare([]byte(got), []byte(secret)) != 1 {
+			case err != nil:
+				requestLogger(c.Request().Context()).WarnContext(c.Request().Context(), "internal caller refused", "reason", err.Error())
 				return errForbidden
 			}
 			return next(c)

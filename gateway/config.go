@@ -20,6 +20,7 @@ import (
 	"github.com/fleetpilot/gateway/gateway/domain/fleet"
 	"github.com/fleetpilot/gateway/gateway/domain/identity"
 	"github.com/fleetpilot/gateway/gateway/domain/pcn"
+	"github.com/fleetpilot/gateway/gateway/internalauth"
 	"github.com/fleetpilot/gateway/gateway/telemetry"
 	"github.com/fleetpilot/gateway/supabase"
 )
@@ -76,6 +77,8 @@ type Config struct {
 	Credas credas.Config `env:"-" envPrefix:"CREDAS_"`
 	// Identity: the identity-check flow (CREDAS_WEBHOOK_BASE_URL, CREDAS_CONTACT_MODE, CREDAS_POLL_AFTER).
 	Identity identity.Config `env:"-" envPrefix:"CREDAS_"`
+	// Internal: who may call /internal/* (INTERNAL_OIDC_*, INTERNAL_SECRET_FALLBACK).
+	Internal internalauth.Config `env:"-" envPrefix:"INTERNAL_"`
 	// Telemetry: OpenTelemetry traces and metrics (TELEMETRY_*); see docs/observability.md.
 	Telemetry telemetry.Config `env:"-" envPrefix:"TELEMETRY_"`
 }
@@ -165,8 +168,11 @@ func (c Config) Validate() error {
 	if _, err := parseLevel(c.LogLevel); err != nil {
 		p = append(p, "LOG_LEVEL: must be debug, info, warn or error")
 	}
-	if c.InternalSecret == "" && c.Production() {
-		p = append(p, "INTERNAL_SECRET: required in production (APP_ENV=production)")
+	if c.InternalSecret == "" && !c.Internal.OIDC() && c.Production() {
+		p = append(p, "INTERNAL_SECRET: required in production (APP_ENV=production) unless INTERNAL_OIDC_AUDIENCE is set")
+	}
+	if c.InternalSecret == "" && c.Internal.SecretFallback {
+		p = append(p, "INTERNAL_SECRET: required with INTERNAL_SECRET_FALLBACK=true")
 	}
 	if c.InternalSecret != "" && len(c.InternalSecret) < 32 {
 		p = append(p, "INTERNAL_SECRET: must be at least 32 characters")

@@ -46,6 +46,10 @@ func TestLoadConfigNamesEveryProblem(t *testing.T) {
 			"CORS_ALLOWED_ORIGINS": "https://ok.example,not an origin", "REQUEST_TIMEOUT": "soon", "APP_ENV": "staging",
 		}, []string{"SUPABASE_URL", "PORT", "LOG_LEVEL", "SUPABASE_JWT_SECRET", "INTERNAL_SECRET", "CORS_ALLOWED_ORIGINS", "REQUEST_TIMEOUT", "APP_ENV"}},
 		{"port out of range", merge(validEnv(), map[string]string{"PORT": "70000"}), []string{"PORT"}},
+		{"OIDC audience without service accounts", merge(validEnv(), map[string]string{"INTERNAL_OIDC_AUDIENCE": "https://gw.example"}), []string{"INTERNAL_OIDC_SERVICE_ACCOUNTS"}},
+		{"OIDC service account not an email", merge(validEnv(), map[string]string{"INTERNAL_OIDC_AUDIENCE": "https://gw.example", "INTERNAL_OIDC_SERVICE_ACCOUNTS": "scheduler"}), []string{"INTERNAL_OIDC_SERVICE_ACCOUNTS"}},
+		{"secret fallback without a secret", map[string]string{"SUPABASE_URL": "https://proj.supabase.co", "SUPABASE_SERVICE_KEY": "sb_secret_x",
+			"INTERNAL_OIDC_AUDIENCE": "https://gw.example", "INTERNAL_OIDC_SERVICE_ACCOUNTS": "s@p.iam.gserviceaccount.com", "INTERNAL_SECRET_FALLBACK": "true"}, []string{"INTERNAL_SECRET"}},
 		{"stuck-after not longer than the internal deadline", merge(validEnv(), map[string]string{"PCN_STUCK_AFTER": "5m", "INTERNAL_REQUEST_TIMEOUT": "5m"}), []string{"PCN_STUCK_AFTER"}},
 	}
 	for _, tc := range tests {
@@ -69,6 +73,22 @@ func TestInternalSecretOptionalInDevelopment(t *testing.T) {
 	env["APP_ENV"] = "development"
 	if _, err := LoadConfig(env); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestInternalSecretOptionalWithOIDC: production verifying OIDC tokens
+// needs no static secret.
+func TestInternalSecretOptionalWithOIDC(t *testing.T) {
+	env := validEnv()
+	delete(env, "INTERNAL_SECRET")
+	env["INTERNAL_OIDC_AUDIENCE"] = "https://gw.example"
+	env["INTERNAL_OIDC_SERVICE_ACCOUNTS"] = "scheduler@proj.iam.gserviceaccount.com, tasks@proj.iam.gserviceaccount.com"
+	cfg, err := LoadConfig(env)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !cfg.Internal.OIDC() || len(cfg.Internal.ServiceAccounts) != 2 || cfg.Internal.SecretFallback {
+		t.Errorf("internal callers %+v", cfg.Internal)
 	}
 }
 

@@ -3,6 +3,7 @@
 package gateway
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -14,6 +15,7 @@ import (
 	"github.com/labstack/echo/v5/middleware"
 
 	"github.com/fleetpilot/gateway/gateway/api"
+	"github.com/fleetpilot/gateway/gateway/internalauth"
 	"github.com/fleetpilot/gateway/gateway/telemetry"
 	"github.com/fleetpilot/gateway/supabase"
 )
@@ -35,6 +37,9 @@ type Deps struct {
 	Now func() time.Time
 	// Telemetry traces and counts requests; nil turns it off.
 	Telemetry *telemetry.Telemetry
+	// Internal authenticates /internal/* callers; nil builds one from the
+	// configuration that fetches Google's certificates with a default client.
+	Internal *internalauth.Authenticator
 }
 
 // server implements api.ServerInterface; one file per router holds its methods.
@@ -113,10 +118,16 @@ func New(cfg Config, deps Deps) (*echo.Echo, error) {
 	if cfg.AppEnv == "development" {
 		reasonLevel = slog.LevelInfo
 	}
+	internal := deps.Internal
+	if internal == nil {
+		if internal, err = internalauth.New(context.Background(), cfg.Internal, cfg.InternalSecret, nil); err != nil {
+			return nil, err
+		}
+	}
 	user := requireUser(deps.Verifier, newLimiter(cfg.RateLimitTenantPerSecond, cfg.RateLimitTenantBurst), ips, reasonLevel)
 	guards, err := operationGuards(map[string][]echo.MiddlewareFunc{
 		"bearerAuth":     {user},
-		"internalSecret": {requireInternal(cfg.InternalSecret)},
+		"internalSecret": {requireInternal(internal)},
 	}, byIP, s.keys.middleware)
 	if err != nil {
 		return nil, err

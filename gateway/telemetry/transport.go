@@ -31,6 +31,8 @@ const (
 	PeerDVLA         = "dvla"
 	PeerCredas       = "credas"
 	PeerCloudTasks   = "cloudtasks"
+	// PeerGoogleCerts: Google's OIDC signing certificates (internal callers' tokens).
+	PeerGoogleCerts = "google_certs"
 )
 
 // TransportOptions of Transport.

@@ -29,6 +29,7 @@ import (
 	"github.com/fleetpilot/gateway/gateway/domain/pcn"
 	"github.com/fleetpilot/gateway/gateway/domain/quota"
 	"github.com/fleetpilot/gateway/gateway/domain/sweep"
+	"github.com/fleetpilot/gateway/gateway/internalauth"
 	"github.com/fleetpilot/gateway/gateway/telemetry"
 	"github.com/fleetpilot/gateway/supabase"
 )
@@ -119,6 +120,9 @@ func Build(ctx context.Context, cfg gateway.Config, log *slog.Logger, o Options)
 			c = supabase.NewHTTPClient(0)
 		}
 		return tel.WrapClient(c, telemetry.TransportOptions{Peer: peer})
+	}
+	if deps.Internal, err = internalauth.New(ctx, cfg.Internal, cfg.InternalSecret, vendorClient(telemetry.PeerGoogleCerts)); err != nil {
+		return nil, err
 	}
 
 	files := o.Files

@@ -55,16 +55,7 @@ func (c *CloudTasks) Dispatch(ctx context.Context, t Task) error {
 	ctx, cancel := context.WithTimeout(ctx, c.cfg.Timeout)
 	defer cancel()
 	parent := fmt.Sprintf("projects/%s/locations/%s/queues/%s", c.cfg.ProjectID, c.cfg.Location, t.Queue)
-	req := &cloudtaskspb.HttpRequest{
-		Url:        c.cfg.TargetBaseURL + t.Path,
-		HttpMethod: cloudtaskspb.HttpMethod_POST,
-		Headers:    map[string]string{"Content-Type": "application/json", "X-Internal-Secret": c.cfg.InternalSecret},
-		Body:       t.Body,
-	}
-	if c.cfg.ServiceAccount != "" {
-		req.AuthorizationHeader = &cloudtaskspb.HttpRequest_OidcToken{OidcToken: &cloudtaskspb.OidcToken{
-			ServiceAccountEmail: c.cfg.ServiceAccount, Audience: c.cfg.TargetBaseURL}}
-	}
+	req := c.cfg.httpRequest(t.Path, t.Body)
 	task := &cloudtaskspb.Task{Name: parent + "/tasks/" + t.ID, MessageType: &cloudtaskspb.Task_HttpRequest{HttpRequest: req}}
 	if t.Deadline > 0 {
 		task.DispatchDeadline = durationpb.New(t.Deadline)

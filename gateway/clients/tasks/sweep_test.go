@@ -115,3 +115,44 @@ func TestPacedFull(t *testing.T) {
 		t.Fatalf("err = %v, want ErrFull", err)
 	}
 }
+
+// TestCloudTasksOIDCOnly: when the gateway verifies tokens (an audience is
+// configured), tasks carry the OIDC token for that audience and no secret.
+func TestCloudTasksOIDCOnly(t *testing.T) {
+	tests := []struct {
+		name   string
+		secret string
+	}{{"with a secret configured", "s3cret"}, {"without a secret", ""}}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			f, c := startFake(t)
+			cfg := Config{ProjectID: "proj", Location: "europe-west2", Queue: "pcn-extract", TargetBaseURL: "https://gw.example", LocalWorkers: 1,
+				InternalSecret: tc.secret, ServiceAccount: "tasks@proj.iam.gserviceaccount.com", OIDCAudience: "https://gateway.internal.example"}
+			if err := cfg.Validate(); err != nil {
+				t.Fatal(err)
+			}
+			q, err := NewCloudTasks(cfg, c)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := q.Enqueue(context.Background(), Job{JobID: "j", TenantID: "t"}, 0); err != nil {
+				t.Fatal(err)
+			}
+			if err := q.Dispatch(context.Background(), Task{Queue: "credas-poll", ID: "credas-1", Path: "/internal/tasks/credas-poll"}); err != nil {
+				t.Fatal(err)
+			}
+			for _, r := range f.reqs {
+				h := r.GetTask().GetHttpRequest()
+				if _, ok := h.GetHeaders()["X-Internal-Secret"]; ok {
+					t.Errorf("%s carries the static secret", h.GetUrl())
+				}
+				if h.GetOidcToken().GetServiceAccountEmail() != "tasks@proj.iam.gserviceaccount.com" || h.GetOidcToken().GetAudience() != "https://gateway.internal.example" {
+					t.Errorf("%s token %v", h.GetUrl(), h.GetOidcToken())
+				}
+			}
+		})
+	}
+	if err := (Config{ProjectID: "proj", TargetBaseURL: "https://gw.example", LocalWorkers: 1, ServiceAccount: "tasks@proj.iam.gserviceaccount.com"}).Validate(); err == nil {
+		t.Error("a service account without the gateway verifying tokens needs the secret")
+	}
+}

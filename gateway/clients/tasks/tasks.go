@@ -36,9 +36,14 @@ type Config struct {
 	// TargetBaseURL is the gateway's public URL; tasks POST to {base}/internal/jobs/process-pcn.
 	TargetBaseURL  string `env:"TASKS_TARGET_BASE_URL"`
 	InternalSecret string `env:"INTERNAL_SECRET"`
-	// ServiceAccount, when set, makes Cloud Tasks attach an OIDC token for it
-	// (for a Cloud Run service that requires authentication).
+	// ServiceAccount, when set, makes Cloud Tasks attach a Google-signed
+	// OIDC token for it, which the gateway (INTERNAL_OIDC_*) and a private
+	// Cloud Run service verify.
 	ServiceAccount string `env:"TASKS_SERVICE_ACCOUNT"`
+	// OIDCAudience is the token's audience, the one the gateway checks
+	// (empty: TargetBaseURL). When set with ServiceAccount the gateway
+	// verifies tokens, so the static secret is not put into tasks at all.
+	OIDCAudience string `env:"INTERNAL_OIDC_AUDIENCE"`
 	// LocalWorkers run jobs in-process when ProjectID is empty.
 	LocalWorkers int `env:"LOCAL_TASK_WORKERS" envDefault:"2"`
 	// Timeout bounds each CreateTask call; zero means 10 s.
@@ -58,8 +63,8 @@ func (c Config) Validate() error {
 		if u, err := url.Parse(c.TargetBaseURL); c.TargetBaseURL == "" || err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
 			p = append(p, errors.New("TASKS_TARGET_BASE_URL: required with GCP_PROJECT_ID: the gateway's public URL, such as https://gateway-xyz.a.run.app"))
 		}
-		if c.InternalSecret == "" {
-			p = append(p, errors.New("INTERNAL_SECRET: required with GCP_PROJECT_ID (Cloud Tasks sends it)"))
+		if c.InternalSecret == "" && !c.oidc() {
+			p = append(p, errors.New("INTERNAL_SECRET: required with GCP_PROJECT_ID unless TASKS_SERVICE_ACCOUNT and INTERNAL_OIDC_AUDIENCE are set (Cloud Tasks sends it)"))
 		}
 	}
 	if c.LocalWorkers < 1 || c.LocalWorkers > 64 {
@@ -68,10 +73,37 @@ func (c Config) Validate() error {
 	return errors.Join(p...)
 }
 
+// oidc reports whether tasks carry a token the gateway itself verifies.
+func (c Config) oidc() bool { return c.ServiceAccount != "" && c.OIDCAudience != "" }
+
+// httpRequest is a POST of body to the gateway's path, authenticated by an
+// OIDC token for ServiceAccount when set, and by the static secret unless
+// the gateway verifies the token (the secret then stays out of every task).
+func (c Config) httpRequest(path string, body []byte) *cloudtaskspb.HttpRequest {
+	req := &cloudtaskspb.HttpRequest{
+		Url:        c.TargetBaseURL + path,
+		HttpMethod: cloudtaskspb.HttpMethod_POST,
+		Headers:    map[string]string{"Content-Type": "application/json"},
+		Body:       body,
+	}
+	if !c.oidc() {
+		req.Headers["X-Internal-Secret"] = c.InternalSecret
+	}
+	if c.ServiceAccount != "" {
+		aud := c.OIDCAudience
+		if aud == "" {
+			aud = c.TargetBaseURL
+		}
+		req.AuthorizationHeader = &cloudtaskspb.HttpRequest_OidcToken{OidcToken: &cloudtaskspb.OidcToken{
+			ServiceAccountEmail: c.ServiceAccount, Audience: aud}}
+	}
+	return req
+}
+
 // NewCloudTasks wraps client (the caller closes it).
 func NewCloudTasks(cfg Config, client *cloudtasks.Client) (*CloudTasks, error) {
-	if cfg.ProjectID == "" || cfg.Location == "" || cfg.Queue == "" || cfg.TargetBaseURL == "" || cfg.InternalSecret == "" {
-		return nil, errors.New("tasks: project, location, queue, target URL and internal secret are required")
+	if cfg.ProjectID == "" || cfg.Location == "" || cfg.Queue == "" || cfg.TargetBaseURL == "" || (cfg.InternalSecret == "" && !cfg.oidc()) {
+		return nil, errors.New("tasks: project, location, queue, target URL and an internal secret or OIDC identity are required")
 	}
 	if cfg.Timeout <= 0 {
 		cfg.Timeout = 10 * time.Second
@@ -91,19 +123,10 @@ func (c *CloudTasks) Enqueue(ctx context.Context, j Job, generation int) error {
 	ctx, cancel := context.WithTimeout(ctx, c.cfg.Timeout)
 	defer cancel()
 	body, _ := json.Marshal(j)
-	req := &cloudtaskspb.HttpRequest{
-		Url:        c.cfg.TargetBaseURL + "/internal/jobs/process-pcn",
-		HttpMethod: cloudtaskspb.HttpMethod_POST,
-		Headers:    map[string]string{"Content-Type": "application/json", "X-Internal-Secret": c.cfg.InternalSecret},
-		Body:       body,
-	}
+	req := c.cfg.httpRequest("/internal/jobs/process-pcn", body)
 	// traceparent: the delivery's server span joins the trace of the request
 	// that queued the job.
 	propagation.TraceContext{}.Inject(ctx, propagation.MapCarrier(req.Headers))
-	if c.cfg.ServiceAccount != "" {
-		req.AuthorizationHeader = &cloudtaskspb.HttpRequest_OidcToken{OidcToken: &cloudtaskspb.OidcToken{
-			ServiceAccountEmail: c.cfg.ServiceAccount, Audience: c.cfg.TargetBaseURL}}
-	}
 	_, err := c.client.CreateTask(ctx, &cloudtaskspb.CreateTaskRequest{
 		Parent: c.QueuePath(),
 		Task: &cloudtaskspb.Task{
