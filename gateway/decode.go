@@ -6,11 +6,15 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"mime"
 	"net/http"
+	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/google/uuid"
 	"github.com/labstack/echo/v5"
@@ -57,7 +61,47 @@ func readOptionalJSONBody(c *echo.Context) (*jsonBody, error) {
 	return readBody(c, true)
 }
 
-func readBody(c *echo.Context, optional bool) (*jsonBody, error) {
+// validQuery refuses query parameters that are not text as sent: names or
+// values that are not valid UTF-8, or that hold NUL. PostgreSQL would refuse
+// them (a 502 and an alert any user could raise), and Go would otherwise
+// decode them into other text than the client sent.
+func validQuery(next echo.HandlerFunc) echo.HandlerFunc {
+	return func(c *echo.Context) error {
+		raw := c.Request().URL.RawQuery
+		if raw == "" {
+			return next(c)
+		}
+		vals, err := url.ParseQuery(raw)
+		var v ValidationError
+		if err != nil {
+			v.add([]string{"query"}, "Query string is not well-formed (bad percent-encoding or separator)", "value_error")
+		}
+		for _, name := range slices.Sorted(maps.Keys(vals)) {
+			vs := vals[name]
+			loc := []string{"query", strings.ToValidUTF8(name, "\uFFFD")}
+			for _, val := range append([]string{name}, vs...) {
+				switch {
+				case !utf8.ValidString(val):
+					v.add(loc, "Input should be a valid string, unable to parse raw data as a unicode string", "string_unicode")
+				case strings.IndexByte(val, 0) >= 0:
+					v.add(loc, "String should not contain NUL characters", "string_pattern_mismatch")
+				default:
+					continue
+				}
+				break
+			}
+		}
+		if err := v.orNil(); err != nil {
+			return err
+		}
+		return next(c)
+	}
+}
+
+// readRawBody reads the whole body (bounded by limitBody). A body that ends
+// early or breaks (a client gone mid-request, bad chunking) is the client's
+// 400, not a server failure; a body over the limit stays 413.
+func readRawBody(c *echo.Context) ([]byte, error) {
 	raw, err := io.ReadAll(c.Request().Body)
 	if err != nil {
 		var mbe *http.MaxBytesError
@@ -65,6 +109,62 @@ func readBody(c *echo.Context, optional bool) (*jsonBody, error) {
 			return nil, err
 		}
 		return nil, newError(http.StatusBadRequest, "Could not read request body", err)
+	}
+	return raw, nil
+}
+
+var errNotUTF8 = newError(http.StatusBadRequest, "Request body is not valid UTF-8", nil)
+
+// validText reports whether the JSON text raw decodes to exactly what was
+// sent: valid UTF-8, and no \u escape of a lone UTF-16 surrogate. Go's
+// decoder would silently turn either into U+FFFD and store other data than
+// the client sent.
+func validText(raw []byte) bool {
+	if !utf8.Valid(raw) {
+		return false
+	}
+	for i := 0; i+1 < len(raw); i++ {
+		if raw[i] != '\\' {
+			continue
+		}
+		if raw[i+1] != 'u' {
+			i++ // an escaped character, perhaps a backslash
+			continue
+		}
+		r, ok := hex4(raw, i+2)
+		if !ok {
+			return false
+		}
+		switch {
+		case r >= 0xD800 && r <= 0xDBFF:
+			// A high surrogate must be followed by an escaped low one.
+			lo, ok := hex4(raw, i+8)
+			if !ok || i+7 >= len(raw) || raw[i+6] != '\\' || raw[i+7] != 'u' || lo < 0xDC00 || lo > 0xDFFF {
+				return false
+			}
+			i += 11
+		case r >= 0xDC00 && r <= 0xDFFF:
+			return false
+		default:
+			i += 5
+		}
+	}
+	return true
+}
+
+// hex4 reads four hex digits at raw[i:].
+func hex4(raw []byte, i int) (rune, bool) {
+	if i < 0 || i+4 > len(raw) {
+		return 0, false
+	}
+	n, err := strconv.ParseUint(string(raw[i:i+4]), 16, 32)
+	return rune(n), err == nil
+}
+
+func readBody(c *echo.Context, optional bool) (*jsonBody, error) {
+	raw, err := readRawBody(c)
+	if err != nil {
+		return nil, err
 	}
 	raw = bytes.TrimSpace(raw)
 	b := &jsonBody{}
@@ -80,6 +180,9 @@ func readBody(c *echo.Context, optional bool) (*jsonBody, error) {
 	}
 	if !json.Valid(raw) {
 		return nil, errMalformedJSON
+	}
+	if !validText(raw) {
+		return nil, errNotUTF8
 	}
 	if raw[0] != '{' {
 		b.issues.add([]string{"body"}, "Input should be a valid dictionary or object to extract fields from", "model_attributes_type")
@@ -186,12 +289,15 @@ func (b *jsonBody) datetime(name string, required bool) (string, bool) {
 		b.fail(name, msg, "datetime_type")
 		return "", false
 	}
+	// The range is checked on the UTC instant that is stored:
+	// 9999-12-31T23:59:59-23:59 is in year 10000, which clients cannot read.
 	t, err := time.Parse(time.RFC3339Nano, s)
+	t = t.UTC()
 	if err != nil || t.Year() < 1900 || t.Year() > 9999 {
 		b.fail(name, msg, "datetime_parsing")
 		return "", false
 	}
-	return t.UTC().Format(time.RFC3339Nano), true
+	return t.Format(time.RFC3339Nano), true
 }
 
 // enum reads one of allowed.

@@ -107,6 +107,11 @@ var domainErrors = []struct {
 	{supabase.ErrConflict, http.StatusConflict, "{name} conflicts with an existing one", nil, true},
 	{supabase.ErrForeignKey, http.StatusUnprocessableEntity, "Referenced {refs} not found", nil, true},
 	{supabase.ErrCheck, http.StatusUnprocessableEntity, "{name} rejected by validation", nil, true},
+	// The same refusals outside a resource write: a value the database
+	// rejects (SQLSTATE class 22 or 23) came from the request, and sending it
+	// again fails the same way, so it is the client's 422, never a 502.
+	{supabase.ErrForeignKey, http.StatusUnprocessableEntity, "Referenced record not found", nil, false},
+	{supabase.ErrCheck, http.StatusUnprocessableEntity, "A value in the request was rejected as invalid", nil, false},
 }
 
 // domainAnswer looks err up in domainErrors; a used-up quota and DVLA's

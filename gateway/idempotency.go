@@ -68,13 +68,9 @@ func (m *idempotency) middleware(next echo.HandlerFunc) echo.HandlerFunc {
 				Msg: "Idempotency-Key must be 1 to 255 visible ASCII characters", Type: "value_error"}}}
 		}
 		req := c.Request()
-		body, err := io.ReadAll(req.Body)
+		body, err := readRawBody(c)
 		if err != nil {
-			var mbe *http.MaxBytesError
-			if errors.As(err, &mbe) {
-				return err
-			}
-			return newError(http.StatusBadRequest, "Could not read request body", err)
+			return err
 		}
 		req.Body = io.NopCloser(bytes.NewReader(body))
 		sum := sha256.Sum256([]byte(req.Method + "\n" + req.URL.RequestURI() + "\n" + string(body)))

@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"io"
 	"net/http"
 	"time"
 
@@ -102,7 +101,7 @@ func (s *server) CredasWebhook(c *echo.Context, p api.CredasWebhookParams) error
 	if err != nil {
 		return err
 	}
-	payload, err := io.ReadAll(c.Request().Body)
+	payload, err := readRawBody(c)
 	if err != nil {
 		return err
 	}

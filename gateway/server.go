@@ -164,6 +164,9 @@ func operationGuards(schemes map[string][]echo.MiddlewareFunc, public, idempoten
 			// Public, but it does work per call: limited per client address.
 			guards[op.ID] = append(guards[op.ID], public)
 		}
+		if op.Query {
+			guards[op.ID] = append(guards[op.ID], validQuery)
+		}
 		if op.Idempotent {
 			if len(op.Security) == 0 {
 				return nil, fmt.Errorf("gateway: %s takes Idempotency-Key but is public; keys belong to a tenant", op.ID)

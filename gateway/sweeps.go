@@ -2,7 +2,6 @@ package gateway
 
 import (
 	"context"
-	"io"
 	"net/http"
 	"time"
 
@@ -100,9 +99,9 @@ func runSweepTask[R sweepTask](s *server, c *echo.Context, kind string,
 
 // sweepBatch reads a sweep task's body; anything but a planner's batch is 422.
 func sweepBatch(c *echo.Context) (sweep.Batch, error) {
-	raw, err := io.ReadAll(c.Request().Body)
+	raw, err := readRawBody(c)
 	if err != nil {
-		return sweep.Batch{}, err // too large (413) or a broken connection
+		return sweep.Batch{}, err
 	}
 	return sweep.ParseBatch(raw)
 }

@@ -17,7 +17,10 @@ var (
 	// ErrForeignKey is PostgreSQL 23503: a referenced row does not exist (or
 	// belongs to another tenant, given the composite tenant foreign keys).
 	ErrForeignKey = errors.New("supabase: foreign key violation")
-	// ErrCheck is PostgreSQL 23514 / 23502 / 22P02 class input rejected by the schema.
+	// ErrCheck is a value the database refused: SQLSTATE class 22 (data
+	// exception: bad text, out-of-range number or date, a NUL in jsonb) or
+	// class 23 (integrity) other than 23505 and 23503. Sending the same
+	// values again fails the same way, so it is never worth a retry.
 	ErrCheck = errors.New("supabase: value rejected by the schema")
 	// ErrUnavailable is a transport failure or an upstream 502/503/504.
 	ErrUnavailable = errors.New("supabase: upstream unavailable")
@@ -48,7 +51,7 @@ func (e *Error) Is(target error) bool {
 	case ErrForeignKey:
 		return e.Code == "23503"
 	case ErrCheck:
-		return e.Code == "23514" || e.Code == "23502" || e.Code == "22P02" || e.Code == "22007" || e.Code == "22008"
+		return len(e.Code) == 5 && (e.Code[:2] == "22" || e.Code[:2] == "23") && e.Code != "23505" && e.Code != "23503"
 	case ErrNotFound:
 		return e.Code == "PGRST116" && e.Status == http.StatusNotAcceptable
 	case ErrUnavailable:

@@ -272,6 +272,10 @@ func TestErrorMapping(t *testing.T) {
 		{409, `{"code":"23505","message":"dup","details":"Key (x)=(y)","hint":null}`, ErrConflict},
 		{409, `{"code":"23503","message":"fk","details":["a","b"],"hint":{"x":1}}`, ErrForeignKey},
 		{400, `{"code":"23514","message":"check"}`, ErrCheck},
+		{400, `{"code":"22P05","message":"unsupported Unicode escape sequence"}`, ErrCheck},
+		{400, `{"code":"22008","message":"date/time field value out of range"}`, ErrCheck},
+		{400, `{"code":"22021","message":"invalid byte sequence for encoding UTF8"}`, ErrCheck},
+		{400, `{"code":"23P01","message":"exclusion"}`, ErrCheck},
 		{406, `{"code":"PGRST116","message":"none"}`, ErrNotFound},
 		{500, `not json`, nil},
 	}
@@ -386,4 +390,23 @@ func TestStream(t *testing.T) {
 func withRange(r *http.Response, cr string) *http.Response {
 	r.Header.Set("Content-Range", cr)
 	return r
+}
+
+// TestDataErrorsAreNotRetried: a value the database refuses (class 22) fails
+// the same way every time: a read is not sent again.
+func TestDataErrorsAreNotRetried(t *testing.T) {
+	c, mt := newTestClient(t, "k")
+	n := 0
+	mt.RegisterNoResponder(func(r *http.Request) (*http.Response, error) {
+		n++
+		return httpmock.NewStringResponse(400, `{"code":"22P02","message":"invalid input syntax for type uuid"}`), nil
+	})
+	var rows []map[string]any
+	err := c.From(mustTenant(t), "incidents").Eq("id", "x").Into(context.Background(), &rows)
+	if !errors.Is(err, ErrCheck) || errors.Is(err, ErrUnavailable) {
+		t.Errorf("err = %v", err)
+	}
+	if n != 1 {
+		t.Errorf("sent %d times, want 1", n)
+	}
 }

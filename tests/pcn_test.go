@@ -157,6 +157,9 @@ func (w *pcnWorld) install(u *upstream) {
 		if w.insertStatus == 409 {
 			return 409, `{"code":"23505","message":"duplicate key value violates unique constraint","details":"Key exists","hint":null}`
 		}
+		if w.insertStatus == 400 {
+			return 400, `{"code":"22P05","message":"unsupported Unicode escape sequence","details":"\\u0000 cannot be converted to text.","hint":null}`
+		}
 		return 201, `{"id":"` + violationID + `"}`
 	})
 	u.onFunc(http.MethodGet, "violations", func(r captured) (int, string) {
@@ -276,6 +279,15 @@ func TestProcessPCN(t *testing.T) {
 			world:  pcnWorld{vehicles: oneVehicle, bookings: oneBooking, insertStatus: 409, bySourceJob: `[]`, byPCN: `[{"id":"77000000-0000-4000-8000-000000000001"}]`},
 			claude: [][2]string{toolAnswer(notice(nil))}, wantStatus: 200, wantOutcome: "done",
 			wantFinal: map[string]any{"status": "done", "violation_id": "77000000-0000-4000-8000-000000000001"},
+			wantViol:  map[string]any{"pcn_number": "WM12345678"},
+		},
+		{
+			// A value the database refuses (class 22) fails the same way on
+			// every delivery: the job needs a person, not another Claude call.
+			name:   "violation refused by the database is not retried",
+			world:  pcnWorld{vehicles: oneVehicle, bookings: oneBooking, insertStatus: 400},
+			claude: [][2]string{toolAnswer(notice(nil))}, wantStatus: 200, wantOutcome: "needs_attention", wantReason: "violation_rejected",
+			wantFinal: map[string]any{"status": "needs_attention", "reason": "violation_rejected"},
 			wantViol:  map[string]any{"pcn_number": "WM12345678"},
 		},
 		{

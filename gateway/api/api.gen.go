@@ -967,6 +967,9 @@ type Unauthorized = HTTPError
 // Unavailable defines model for Unavailable.
 type Unavailable = HTTPError
 
+// UnreadableBody defines model for UnreadableBody.
+type UnreadableBody = HTTPError
+
 // UnsupportedMediaType defines model for UnsupportedMediaType.
 type UnsupportedMediaType = HTTPError
 

@@ -116,3 +116,19 @@ func TestIdempotentOperations(t *testing.T) {
 		}
 	}
 }
+
+// TestQueryOperations: the operations that take query parameters (inline or
+// by reference) are known, so that their values are checked as text.
+func TestQueryOperations(t *testing.T) {
+	ops, err := Operations()
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]bool{"listIncidents": true, "listDocuments": true, "lookupVehicle": true,
+		"listIdentityChecks": true, "credasWebhook": true}
+	for _, op := range ops {
+		if op.Query != want[op.ID] {
+			t.Errorf("%s: query %v, want %v", op.ID, op.Query, want[op.ID])
+		}
+	}
+}

@@ -4,6 +4,7 @@ import (
 	_ "embed"
 	"encoding/json"
 	"fmt"
+	"strings"
 
 	"go.yaml.in/yaml/v3"
 )
@@ -35,6 +36,8 @@ type Operation struct {
 	Security []string
 	// Idempotent is true when the operation takes the Idempotency-Key header.
 	Idempotent bool
+	// Query is true when the operation declares query parameters.
+	Query bool
 }
 
 // IdempotencyKeyRef is how an operation declares the Idempotency-Key header.
@@ -43,9 +46,16 @@ const IdempotencyKeyRef = "#/components/parameters/IdempotencyKey"
 // Operations lists every operation of the document.
 func Operations() ([]Operation, error) {
 	type secReq = []map[string][]string
+	type param struct {
+		Ref string `yaml:"$ref"`
+		In  string `yaml:"in"`
+	}
 	var doc struct {
-		Security secReq                          `yaml:"security"`
-		Paths    map[string]map[string]yaml.Node `yaml:"paths"`
+		Security   secReq                          `yaml:"security"`
+		Paths      map[string]map[string]yaml.Node `yaml:"paths"`
+		Components struct {
+			Parameters map[string]param `yaml:"parameters"`
+		} `yaml:"components"`
 	}
 	if err := yaml.Unmarshal(specYAML, &doc); err != nil {
 		return nil, fmt.Errorf("api: parse openapi.yaml: %w", err)
@@ -61,9 +71,7 @@ func Operations() ([]Operation, error) {
 			var op struct {
 				OperationID string  `yaml:"operationId"`
 				Security    *secReq `yaml:"security"`
-				Parameters  []struct {
-					Ref string `yaml:"$ref"`
-				} `yaml:"parameters"`
+				Parameters  []param `yaml:"parameters"`
 			}
 			if err := node.Decode(&op); err != nil {
 				return nil, fmt.Errorf("api: %s %s: %w", method, path, err)
@@ -75,6 +83,10 @@ func Operations() ([]Operation, error) {
 			o := Operation{ID: op.OperationID, Method: method, Path: path}
 			for _, p := range op.Parameters {
 				o.Idempotent = o.Idempotent || p.Ref == IdempotencyKeyRef
+				if p.Ref != "" {
+					p = doc.Components.Parameters[strings.TrimPrefix(p.Ref, "#/components/parameters/")]
+				}
+				o.Query = o.Query || p.In == "query"
 			}
 			for _, req := range sec {
 				for name := range req {

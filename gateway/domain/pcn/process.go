@@ -282,7 +282,7 @@ func (s *Service) work(ctx context.Context, tenant supabase.TenantID, job jobSta
 func (s *Service) record(ctx context.Context, tenant supabase.TenantID, job jobState, x claude.Extraction, rawX json.RawMessage, pcnNumber, authority string) (string, error) {
 	m, err := s.match(ctx, tenant, x)
 	if err != nil {
-		return "", &transient{"database_unavailable", err}
+		return "", dbFailure(err)
 	}
 	review := m.status != "matched"
 	for _, f := range keyConfidence {
@@ -323,12 +323,22 @@ func (s *Service) record(ctx context.Context, tenant supabase.TenantID, job jobS
 		// Either this job already wrote it (a crash before the job was marked
 		// done) or the same notice was scanned before: link the existing one.
 		return s.existingViolation(ctx, tenant, job.ID, authority, pcnNumber)
-	case errors.Is(err, supabase.ErrCheck), errors.Is(err, supabase.ErrForeignKey):
-		s.log.ErrorContext(ctx, "violation rejected by the schema", "job_id", job.ID, "err", err)
-		return "", &attention{"violation_rejected"}
 	default:
-		return "", &transient{"database_unavailable", err}
+		if errors.Is(err, supabase.ErrCheck) || errors.Is(err, supabase.ErrForeignKey) {
+			s.log.ErrorContext(ctx, "violation rejected by the schema", "job_id", job.ID, "err", err)
+		}
+		return "", dbFailure(err)
 	}
+}
+
+// dbFailure classifies a failed read or write of extracted values: one the
+// database refuses (SQLSTATE class 22 or 23) fails the same way on every
+// delivery, so the job needs a person instead of another Claude call.
+func dbFailure(err error) error {
+	if errors.Is(err, supabase.ErrCheck) || errors.Is(err, supabase.ErrForeignKey) {
+		return &attention{"violation_rejected"}
+	}
+	return &transient{"database_unavailable", err}
 }
 
 // existingViolation finds the violation an insert conflicted with: the one
@@ -344,7 +354,7 @@ func (s *Service) existingViolation(ctx context.Context, tenant supabase.TenantI
 	}
 	if err := s.db.From(tenant, "violations").Select("id", "archived_at").IncludeArchived().Eq("source_job_id", jobID).
 		Limit(1).Into(ctx, &own); err != nil {
-		return "", &transient{"database_unavailable", err}
+		return "", dbFailure(err)
 	}
 	if len(own) == 1 {
 		if own[0].ArchivedAt != nil {
@@ -355,7 +365,7 @@ func (s *Service) existingViolation(ctx context.Context, tenant supabase.TenantI
 	var live []struct{ ID string }
 	if err := s.db.From(tenant, "violations").Select("id").Eq("issuing_authority", authority).Eq("pcn_number", pcnNumber).
 		Limit(1).Into(ctx, &live); err != nil {
-		return "", &transient{"database_unavailable", err}
+		return "", dbFailure(err)
 	}
 	if len(live) == 1 {
 		return live[0].ID, nil
