@@ -43,7 +43,7 @@ func TestCheckRefusesWhatTheDocumentDoesNotSay(t *testing.T) {
 			Response{200, jsonHdr("X-Debug", "1"), []byte(incident + "}")}, "X-Debug"},
 		{"429 without Retry-After", "GET", "/incidents",
 			Response{429, jsonHdr(), []byte(`{"detail":"Too many requests"}`)}, "Retry-After"},
-		{"422 list where the document says plain", "GET", "/incidents",
+		{"422 plain where the document says a list", "GET", "/vehicles/lookup?registration=AB12CDE",
 			Response{422, jsonHdr(), []byte(`{"detail":"nope"}`)}, "detail"},
 		{"list total neither exact nor estimated", "GET", "/incidents",
 			Response{200, jsonHdr("X-Total-Count", "3", "X-Total-Count-Exact", "maybe"), []byte(`[]`)}, "X-Total-Count-Exact"},
