@@ -140,3 +140,62 @@ func TestExtractErrors(t *testing.T) {
 		})
 	}
 }
+
+// TestRetryWaitsBoundedByDeadline: the client retries a 429 itself only if
+// the API's Retry-After still leaves time for a call before the deadline;
+// otherwise it hands the 429 back at once (with the wait, for the queue)
+// rather than sleeping past the request's deadline as the SDK would.
+func TestRetryWaitsBoundedByDeadline(t *testing.T) {
+	tests := []struct {
+		name       string
+		retryAfter string
+		deadline   time.Duration
+		wantCalls  int32
+		wantSleeps []time.Duration
+		wantErr    error
+	}{
+		{"a short wait within the deadline is retried", "2", time.Minute, 2, []time.Duration{2 * time.Second}, nil},
+		{"a wait past the deadline goes back to the queue", "3600", time.Minute, 1, nil, ErrRateLimited},
+		{"a wait that leaves no time for the call goes back", "55", time.Minute, 1, nil, ErrRateLimited},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			var calls atomic.Int32
+			srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				_, _ = io.Copy(io.Discard, r.Body)
+				w.Header().Set("Content-Type", "application/json")
+				if calls.Add(1) == 1 {
+					w.Header().Set("Retry-After", tc.retryAfter)
+					w.WriteHeader(http.StatusTooManyRequests)
+					_, _ = io.WriteString(w, `{"type":"error","error":{"type":"rate_limit_error","message":"slow down"}}`)
+					return
+				}
+				_, _ = io.WriteString(w, ToolResponse(goodInput))
+			}))
+			defer srv.Close()
+			c, err := New(Config{APIKey: "sk-test", Model: "claude-sonnet-5-5", BaseURL: srv.URL, Timeout: 5 * time.Second, MaxRetries: 2}, srv.Client())
+			if err != nil {
+				t.Fatal(err)
+			}
+			var sleeps []time.Duration
+			c.sleep = func(_ context.Context, d time.Duration) error { sleeps = append(sleeps, d); return nil }
+			ctx, cancel := context.WithTimeout(context.Background(), tc.deadline)
+			defer cancel()
+			_, _, err = c.Extract(ctx, []byte("%PDF"), "application/pdf")
+			if !errors.Is(err, tc.wantErr) {
+				t.Fatalf("err = %v, want %v", err, tc.wantErr)
+			}
+			if tc.wantErr != nil && RetryAfter(err) == 0 {
+				t.Errorf("the 429 lost its Retry-After: %v", err)
+			}
+			if calls.Load() != tc.wantCalls || len(sleeps) != len(tc.wantSleeps) {
+				t.Fatalf("calls %d, sleeps %v; want %d and %v", calls.Load(), sleeps, tc.wantCalls, tc.wantSleeps)
+			}
+			for i := range sleeps {
+				if sleeps[i] != tc.wantSleeps[i] {
+					t.Errorf("sleeps %v, want %v", sleeps, tc.wantSleeps)
+				}
+			}
+		})
+	}
+}
