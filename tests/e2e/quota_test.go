@@ -6,6 +6,8 @@ import (
 	"net/http"
 	"sync"
 	"testing"
+
+	"github.com/jackc/pgx/v5"
 )
 
 // TestScanQuotaHoldsAcrossInstances: concurrent scans of one tenant, spread
@@ -68,4 +70,15 @@ func TestScanQuotaHoldsAcrossInstances(t *testing.T) {
 		t.Errorf("jobs %d, counted %d; want %d and %d", jobs, used, limit, limit)
 	}
 	want(t, do(t, gw2.URL, http.MethodPost, "/violations/scan", b.token(t), `{"document_id":"`+uploadedPDF(t, b)+`"}`), 202)
+
+	// Users cannot spend or reset allowances themselves: take_quota is the
+	// service role's (the gateway's) only.
+	asUser(t, a.Tenant, func(tx pgx.Tx) {
+		if _, err := savepoint(tx, `select public.take_quota($1, 'scans', current_date, 1000)`, a.Tenant); err == nil {
+			t.Error("an authenticated user could call take_quota")
+		}
+		if tag, err := savepoint(tx, `update tenant_quota_usage set used = 0 where tenant_id = $1`, a.Tenant); err == nil && tag.RowsAffected() != 0 {
+			t.Error("an authenticated user reset the tenant's count")
+		}
+	})
 }

@@ -30,6 +30,7 @@ func newFull(t *testing.T) full {
 	exec(t, `insert into violations (id, tenant_id, source_job_id, vehicle_id, pcn_number, issuing_authority) values ($1, $2, $3, $4, $5, 'Westminster')`,
 		f.Violation, f.Tenant, f.Job, f.Vehicle, "WM"+f.Violation[:8])
 	exec(t, `insert into identity_checks (id, tenant_id, customer_id, provider_reference) values ($1, $2, $3, $4)`, f.Check, f.Tenant, f.Customer, f.Check)
+	exec(t, `insert into tenant_quota_usage (tenant_id, quota, usage_date, used) values ($1, 'scans', current_date, 1)`, f.Tenant)
 	return f
 }
 
@@ -54,6 +55,8 @@ func tenantTables(f full) map[string]struct {
 		"pcn_jobs":        {`insert into pcn_jobs (tenant_id, document_id) values ($1, $2)`, []any{f.Tenant, f.Document}},
 		"violations":      {`insert into violations (tenant_id, pcn_number, issuing_authority) values ($1, gen_random_uuid()::text, 'TfL')`, []any{f.Tenant}},
 		"identity_checks": {`insert into identity_checks (tenant_id, customer_id) values ($1, $2)`, []any{f.Tenant, f.Customer}},
+		"tenant_quota_usage": {`insert into tenant_quota_usage (tenant_id, quota, usage_date, used) values ($1, 'dvla_lookups', current_date, 0)`,
+			[]any{f.Tenant}},
 	}
 }
 
