@@ -307,7 +307,7 @@ func (b *jsonBody) enum(name string, required bool, allowed []string) (string, b
 		return "", false
 	}
 	s, ok := b.rawString(name)
-	if !ok || !contains(allowed, s) {
+	if !ok || !slices.Contains(allowed, s) {
 		b.fail(name, msg, "enum")
 		return "", false
 	}
@@ -376,15 +376,6 @@ func quoteList(vs []string) string {
 		return q[0]
 	}
 	return strings.Join(q[:len(q)-1], ", ") + " or " + q[len(q)-1]
-}
-
-func contains(vs []string, s string) bool {
-	for _, v := range vs {
-		if v == s {
-			return true
-		}
-	}
-	return false
 }
 
 func plural(n int) string {

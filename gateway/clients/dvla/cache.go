@@ -7,6 +7,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"golang.org/x/sync/singleflight"
 )
 
 // Cache keeps lookups per registration (found for TTL, not found for
@@ -21,7 +23,7 @@ type Cache struct {
 	mu         sync.Mutex
 	entries    map[string]*list.Element // of *cacheEntry
 	order      *list.List               // most recently stored at the front
-	inflight   map[string]*call
+	inflight   singleflight.Group
 	hits, miss atomic.Int64
 }
 
@@ -32,16 +34,10 @@ type cacheEntry struct {
 	until time.Time
 }
 
-type call struct {
-	done chan struct{}
-	v    Vehicle
-	err  error
-}
-
 // NewCache wraps c. max bounds the number of registrations kept.
 func NewCache(c *Client, ttl, notFoundTTL time.Duration, max int) *Cache {
 	return &Cache{c: c, ttl: ttl, nfTTL: notFoundTTL, max: max, now: time.Now,
-		entries: map[string]*list.Element{}, order: list.New(), inflight: map[string]*call{}}
+		entries: map[string]*list.Element{}, order: list.New()}
 }
 
 // Stats counts lookups answered from the cache (hits) and the others
@@ -59,37 +55,31 @@ func (k *Cache) Lookup(ctx context.Context, vrm, correlationID string, fresh boo
 			return e.v, e.err
 		}
 	}
-	k.miss.Add(1)
-	cl, running := k.inflight[vrm]
-	if !running {
-		cl = &call{done: make(chan struct{})}
-		k.inflight[vrm] = cl
-		// The shared call must not die with the first caller's request.
-		go k.run(context.WithoutCancel(ctx), vrm, correlationID, cl)
-	}
 	k.mu.Unlock()
+	k.miss.Add(1)
+	// The shared call must not die with the first caller's request: it runs
+	// on a detached context with its own deadline, and the result is stored
+	// before the call is forgotten, so a later lookup finds it in the cache.
+	ch := k.inflight.DoChan(vrm, func() (any, error) {
+		ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), k.c.cfg.Timeout*time.Duration(k.c.cfg.Tries)+5*time.Second)
+		defer cancel()
+		v, err := k.c.Lookup(ctx, vrm, correlationID)
+		k.mu.Lock()
+		switch {
+		case err == nil:
+			k.store(vrm, cacheEntry{v: v, until: k.now().Add(k.ttl)})
+		case errors.Is(err, ErrNotFound):
+			k.store(vrm, cacheEntry{err: ErrNotFound, until: k.now().Add(k.nfTTL)})
+		}
+		k.mu.Unlock()
+		return v, err
+	})
 	select {
-	case <-cl.done:
-		return cl.v, cl.err
+	case r := <-ch:
+		return r.Val.(Vehicle), r.Err
 	case <-ctx.Done():
 		return Vehicle{}, &UnavailableError{Err: ctx.Err()}
 	}
-}
-
-func (k *Cache) run(ctx context.Context, vrm, correlationID string, cl *call) {
-	ctx, cancel := context.WithTimeout(ctx, k.c.cfg.Timeout*time.Duration(k.c.cfg.Tries)+5*time.Second)
-	defer cancel()
-	cl.v, cl.err = k.c.Lookup(ctx, vrm, correlationID)
-	k.mu.Lock()
-	delete(k.inflight, vrm)
-	switch {
-	case cl.err == nil:
-		k.store(vrm, cacheEntry{v: cl.v, until: k.now().Add(k.ttl)})
-	case errors.Is(cl.err, ErrNotFound):
-		k.store(vrm, cacheEntry{err: ErrNotFound, until: k.now().Add(k.nfTTL)})
-	}
-	k.mu.Unlock()
-	close(cl.done)
 }
 
 // store adds e, replacing vrm's entry, and drops the oldest entries beyond

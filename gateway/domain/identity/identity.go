@@ -15,6 +15,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/url"
+	"slices"
 	"strings"
 	"time"
 
@@ -315,7 +316,7 @@ func (s *Service) Link(ctx context.Context, tenant supabase.TenantID, checkID, c
 		return "", time.Time{}, ErrNotReconciled
 	}
 	p, ok := c.process()
-	if !ok || !contains(openStatuses, c.Status) {
+	if !ok || !slices.Contains(openStatuses, c.Status) {
 		return "", time.Time{}, ErrCheckClosed
 	}
 	link, err := s.p.MagicLink(ctx, p, correlationID)
@@ -361,7 +362,7 @@ func (s *Service) Webhook(ctx context.Context, tenantID, checkID, token string, 
 		s.log.WarnContext(ctx, "credas webhook for an unknown process", "check_id", c.ID, "process_id", hint.ProcessID)
 		return WebhookIgnored, nil
 	}
-	if !contains(openStatuses, c.Status) {
+	if !slices.Contains(openStatuses, c.Status) {
 		return WebhookIgnored, nil // already settled: a duplicate delivery
 	}
 	outcome, raw, err := s.p.Result(ctx, p, correlationID)
@@ -416,13 +417,4 @@ func deref(p *string) string {
 		return ""
 	}
 	return *p
-}
-
-func contains(vs []string, s string) bool {
-	for _, v := range vs {
-		if v == s {
-			return true
-		}
-	}
-	return false
 }
