@@ -9,7 +9,7 @@ POSTGREST_SHA256  := 0af68afe747ce09964f29e7c872e77b038aec483a8f3923c20850e85044
 POSTGREST         := .local/tools/postgrest-12.0.2/postgrest
 export POSTGREST_BIN := $(abspath $(POSTGREST))
 
-.PHONY: help run test test-short generate bench bench-memory loadtest fuzz reset lint tools postgres postgrest chromium lint-openapi typescript
+.PHONY: help run test test-short generate bench bench-memory loadtest fuzz reset lint vulncheck tools postgres postgrest chromium lint-openapi typescript
 
 ## run: the gateway; with no .env, the whole local stack (PostgreSQL, PostgREST, GCS emulator) around it
 run: tools
@@ -22,9 +22,8 @@ run: tools
 	fi
 
 ## test: every test, including those on a real PostgreSQL behind the real PostgREST
-## and the browser upload test in headless Chromium
-test: tools chromium lint-openapi typescript
-	$(GO) vet ./...
+## and the browser upload test in headless Chromium, after the linters (make lint)
+test: tools chromium lint typescript
 	$(GO) test -race -count=1 ./...
 
 ## test-short: unit tests only (no PostgreSQL)
@@ -62,10 +61,15 @@ fuzz:
 reset:
 	rm -rf .local/data
 
-## lint: go vet, gofmt and the OpenAPI linter
+## lint: go vet, gofmt, staticcheck (a tool dependency in go.mod) and the OpenAPI linter
 lint: lint-openapi
 	$(GO) vet ./...
 	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { gofmt -l $$(git ls-files '*.go'); exit 1; }
+	$(GO) tool staticcheck ./...
+
+## vulncheck: known vulnerabilities in the code's call graph (govulncheck; needs vuln.go.dev, so not part of make test)
+vulncheck:
+	$(GO) tool govulncheck ./...
 
 tools: postgres postgrest
 

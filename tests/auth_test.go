@@ -24,9 +24,11 @@ import (
 func b64(b []byte) string { return base64.RawURLEncoding.EncodeToString(b) }
 
 func ecJWK(kid string, k *ecdsa.PublicKey) map[string]any {
-	x, y := make([]byte, 32), make([]byte, 32)
-	k.X.FillBytes(x)
-	k.Y.FillBytes(y)
+	pt, err := k.Bytes() // uncompressed: 0x04, then X and Y of 32 bytes each
+	if err != nil {
+		panic(err)
+	}
+	x, y := pt[1:33], pt[33:65]
 	return map[string]any{"kty": "EC", "crv": "P-256", "x": b64(x), "y": b64(y), "kid": kid, "alg": "ES256", "use": "sig", "key_ops": []string{"verify"}}
 }
 

@@ -78,10 +78,9 @@ func LoadKeys(dir string) (Keys, error) {
 
 // JWKS is the public half of the signing key, as Supabase Auth publishes it.
 func (k Keys) JWKS() []byte {
-	pub := k.SigningKey.PublicKey
-	x, y := make([]byte, 32), make([]byte, 32)
-	pub.X.FillBytes(x)
-	pub.Y.FillBytes(y)
+	// The uncompressed point is 0x04, then X and Y of 32 bytes each.
+	pt, _ := k.SigningKey.PublicKey.Bytes()
+	x, y := pt[1:33], pt[33:65]
 	b, _ := json.Marshal(map[string]any{"keys": []any{map[string]any{
 		"kty": "EC", "crv": "P-256", "alg": "ES256", "use": "sig", "key_ops": []string{"verify"}, "kid": signingKID,
 		"x": base64.RawURLEncoding.EncodeToString(x), "y": base64.RawURLEncoding.EncodeToString(y),

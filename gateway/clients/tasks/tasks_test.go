@@ -201,8 +201,8 @@ func TestCloudTasksCarriesTrace(t *testing.T) {
 		t.Errorf("CreateTask span parent %s, want %s (spans %v)", call.Parent.SpanID(), sc.SpanID(), exp.GetSpans())
 	}
 	for _, a := range call.Attributes {
-		if strings.Contains(a.Value.Emit(), "s3cret") || strings.Contains(a.Value.Emit(), "11111111") {
-			t.Errorf("CreateTask span attribute %s = %s", a.Key, a.Value.Emit())
+		if strings.Contains(a.Value.String(), "s3cret") || strings.Contains(a.Value.String(), "11111111") {
+			t.Errorf("CreateTask span attribute %s = %s", a.Key, a.Value.String())
 		}
 	}
 }
