@@ -301,8 +301,9 @@ func (q *Query) encode(read, withPaging bool) string {
 	return v.Encode()
 }
 
-// readPrefer is the Prefer header of a read: seed 000's, plus the exact
-// count when the total is wanted.
+// readPrefer is the Prefer header of a read: return=representation, as
+// every call sends it, plus the exact or estimated count when the total is
+// wanted.
 func (q *Query) readPrefer() string {
 	switch q.count {
 	case countExact:
