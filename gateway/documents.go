@@ -20,7 +20,7 @@ import (
 // FileStore signs URLs for one bucket and checks uploaded objects (gcs.Store).
 type FileStore interface {
 	SignedUpload(ctx context.Context, object, contentType string, size int64, ttl time.Duration) (gcs.Upload, error)
-	SignedDownload(ctx context.Context, object, filename string, ttl time.Duration) (string, time.Time, error)
+	SignedDownload(ctx context.Context, object, filename string, generation int64, ttl time.Duration) (string, time.Time, error)
 	Stat(ctx context.Context, object string) (gcs.Attrs, error)
 }
 
@@ -124,6 +124,9 @@ type documentState struct {
 	Filename    string `json:"filename"`
 	ContentType string `json:"content_type"`
 	SizeBytes   int64  `json:"size_bytes"`
+	// Generation is the object's generation /complete verified; 0 for
+	// documents completed before it was recorded.
+	Generation int64 `json:"object_generation"`
 }
 
 // storedDocument is the preamble of the endpoints that touch a document's
@@ -145,7 +148,7 @@ func (s *server) documentState(c *echo.Context, id string) (documentState, error
 	ctx := c.Request().Context()
 	var st documentState
 	row, err := s.db.From(tenantFrom(ctx), documents.table).
-		Select("status", "object_path", "filename", "content_type", "size_bytes").Eq("id", id).One(ctx)
+		Select("status", "object_path", "filename", "content_type", "size_bytes", "object_generation").Eq("id", id).One(ctx)
 	if err := documents.rowError("Failed to fetch document", err); err != nil {
 		return st, err
 	}
@@ -178,7 +181,7 @@ func (s *server) CompleteDocumentUpload(c *echo.Context, id string) error {
 	}
 	doc, err := s.db.From(tenantFrom(ctx), documents.table).Select(documents.columns...).
 		Eq("id", id).Eq("status", "pending_upload").
-		UpdateOne(ctx, supabase.Row{"status": "uploaded", "uploaded_at": supabase.Now(), "size_bytes": attrs.Size})
+		UpdateOne(ctx, supabase.Row{"status": "uploaded", "uploaded_at": supabase.Now(), "size_bytes": attrs.Size, "object_generation": attrs.Generation})
 	switch {
 	case errors.Is(err, supabase.ErrNotFound):
 		return s.GetDocument(c, id) // a concurrent completion won; same answer
@@ -215,7 +218,7 @@ func (s *server) GetDocumentDownloadURL(c *echo.Context, id string) error {
 	if st.Status != "uploaded" {
 		return newError(http.StatusConflict, "Document is not uploaded yet", nil)
 	}
-	u, exp, err := store.SignedDownload(c.Request().Context(), st.ObjectPath, st.Filename, s.cfg.GCS.DownloadURLTTL)
+	u, exp, err := store.SignedDownload(c.Request().Context(), st.ObjectPath, st.Filename, st.Generation, s.cfg.GCS.DownloadURLTTL)
 	if err != nil {
 		return upstream("Failed to create the download URL", err)
 	}

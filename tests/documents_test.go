@@ -112,8 +112,11 @@ func TestCreateDocumentUpload(t *testing.T) {
 		}
 	}
 	u, _ := url.Parse(got.UploadURL)
-	if u.Path != "/"+bucket+"/"+wantPath || u.Query().Get("X-Goog-SignedHeaders") != "content-type;host;x-goog-content-length-range" {
-		t.Errorf("upload URL %s", got.UploadURL)
+	// The URL can only create the object: the precondition is signed, and
+	// the client is told to send it.
+	if u.Path != "/"+bucket+"/"+wantPath || u.Query().Get("X-Goog-SignedHeaders") != "content-type;host;x-goog-content-length-range;x-goog-if-generation-match" ||
+		got.UploadHeaders["x-goog-if-generation-match"] != "0" {
+		t.Errorf("upload URL %s, headers %v", got.UploadURL, got.UploadHeaders)
 	}
 }
 
@@ -229,7 +232,7 @@ func TestCompleteDocumentUpload(t *testing.T) {
 					"archived_at": {"is.null"}, "select": {docSelect}})
 				var body map[string]any
 				_ = json.Unmarshal([]byte(patch.Body), &body)
-				if body["status"] != "uploaded" || body["size_bytes"] != float64(1234) || body["uploaded_at"] == nil {
+				if body["status"] != "uploaded" || body["size_bytes"] != float64(1234) || body["uploaded_at"] == nil || body["object_generation"] != float64(7) {
 					t.Errorf("patch body = %s", patch.Body)
 				}
 			}
@@ -267,13 +270,33 @@ func TestDocumentDownloadURL(t *testing.T) {
 		t.Errorf("download URL %s", got.DownloadURL)
 	}
 	wantQuery(t, up.only("documents"), url.Values{"id": {"eq." + documentID}, "tenant_id": {"eq." + tenantA}, "archived_at": {"is.null"},
-		"select": {"status,object_path,filename,content_type,size_bytes"}})
+		"select": {"status,object_path,filename,content_type,size_bytes,object_generation"}})
+	if u.Query().Get("generation") != "" {
+		t.Errorf("a document completed before generations were recorded got a pinned URL: %s", got.DownloadURL)
+	}
 
 	e2, up2, _ := newApp(t, appOpts{files: true})
 	up2.on(http.MethodGet, "documents", 200, `{"status":"pending_upload","object_path":"x","filename":"a","content_type":"application/pdf","size_bytes":1}`)
 	rec = call(e2, http.MethodGet, "/documents/"+documentID+"/download-url", tokenFor(t, tenantA), nil)
 	wantStatus(t, rec, 409)
 	wantJSON(t, rec, `{"detail":"Document is not uploaded yet"}`)
+}
+
+// TestDocumentDownloadURLPinned: the download URL names the generation
+// /complete verified, so bytes written later are never served.
+func TestDocumentDownloadURLPinned(t *testing.T) {
+	e, up, _ := newApp(t, appOpts{files: true})
+	up.on(http.MethodGet, "documents", 200, fmt.Sprintf(`{"status":"uploaded","object_path":%q,"filename":"a.pdf","content_type":"application/pdf","size_bytes":1,"object_generation":1764500000123456}`, objectPath()))
+	rec := call(e, http.MethodGet, "/documents/"+documentID+"/download-url", tokenFor(t, tenantA), nil)
+	wantStatus(t, rec, 200)
+	var got struct {
+		DownloadURL string `json:"download_url"`
+	}
+	_ = json.Unmarshal(rec.Body.Bytes(), &got)
+	u, err := url.Parse(got.DownloadURL)
+	if err != nil || u.Query().Get("generation") != "1764500000123456" || !strings.Contains(u.Query().Get("X-Goog-SignedHeaders"), "host") {
+		t.Errorf("download URL %s", got.DownloadURL)
+	}
 }
 
 func TestListDocuments(t *testing.T) {

@@ -129,6 +129,8 @@ type pcnWorld struct {
 	bySourceJob   string
 	byPCN         string
 	violationBody map[string]any
+	// generation is the document's object_generation (0: not recorded).
+	generation int64
 }
 
 func (w *pcnWorld) install(u *upstream) {
@@ -146,6 +148,9 @@ func (w *pcnWorld) install(u *upstream) {
 		return 200, `{"id":"` + jobID + `"}`
 	})
 	u.onFunc(http.MethodGet, "documents", func(r captured) (int, string) {
+		if w.generation > 0 {
+			return 200, fmt.Sprintf(`{"object_path":%q,"content_type":"application/pdf","status":"uploaded","object_generation":%d}`, objectPath(), w.generation)
+		}
 		return 200, fmt.Sprintf(`{"object_path":%q,"content_type":"application/pdf","status":"uploaded"}`, objectPath())
 	})
 	u.onFunc(http.MethodGet, "vehicles", func(r captured) (int, string) { return 200, w.vehicles })
@@ -583,4 +588,29 @@ func jobRow(status string, attempts int, reason any) string {
 		"finished_at": nil,
 	})
 	return string(b)
+}
+
+// TestProcessPCNReadsPinnedGeneration: the scan reads exactly the
+// generation /complete verified, never bytes written after it.
+func TestProcessPCNReadsPinnedGeneration(t *testing.T) {
+	e, up, _ := newApp(t, appOpts{pcn: &pcnOpts{maxAttempts: 3}})
+	w := pcnWorld{vehicles: oneVehicle, bookings: oneBooking, generation: 1764500000123456}
+	w.install(up)
+	up.claudeAnswers(toolAnswer(notice(nil)))
+	status, body, _ := deliver(t, e, internalKey)
+	if status != 200 || body["outcome"] != "done" {
+		t.Fatalf("delivery %d %v", status, body)
+	}
+	var reads []captured
+	for _, r := range up.requests() {
+		if r.Method == http.MethodGet && !strings.HasPrefix(r.Path, "/rest/") && !strings.HasPrefix(r.Path, "/auth/") {
+			reads = append(reads, r)
+		}
+	}
+	if len(reads) != 1 || reads[0].Query.Get("generation") != "1764500000123456" {
+		t.Errorf("object reads %+v", reads)
+	}
+	if doc := up.only("documents"); !strings.Contains(doc.Query.Get("select"), "object_generation") {
+		t.Errorf("document read %v", doc.Query)
+	}
 }

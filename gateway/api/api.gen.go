@@ -630,7 +630,8 @@ type DocumentUpload struct {
 	Document  Document  `json:"document"`
 	ExpiresAt time.Time `json:"expires_at"`
 
-	// UploadHeaders Headers the PUT must carry, exactly (Content-Type and x-goog-content-length-range).
+	// UploadHeaders Headers the PUT must carry, exactly: Content-Type, x-goog-content-length-range and
+	// x-goog-if-generation-match (`0`: the URL can only create the object).
 	UploadHeaders map[string]string          `json:"upload_headers"`
 	UploadMethod  DocumentUploadUploadMethod `json:"upload_method"`
 

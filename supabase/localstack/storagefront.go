@@ -121,8 +121,8 @@ func (f *storageFront) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	f.object(w, r)
 }
 
-// object applies the length range and generation preconditions, then hands
-// the request to the emulator.
+// object applies the length range and generation preconditions, and a
+// read's pinned generation, then hands the request to the emulator.
 func (f *storageFront) object(w http.ResponseWriter, r *http.Request) {
 	bucket, name, _ := strings.Cut(strings.TrimPrefix(r.URL.Path, "/"), "/")
 	if bucket != f.bucket {
@@ -159,6 +159,19 @@ func (f *storageFront) object(w http.ResponseWriter, r *http.Request) {
 		}
 		f.writes.Lock()
 		defer f.writes.Unlock()
+	}
+	if g := r.URL.Query().Get("generation"); g != "" && (r.Method == http.MethodGet || r.Method == http.MethodHead) {
+		// A read pinned to a generation finds only those bytes, as in GCS:
+		// the bucket keeps no old generations, so any other is gone.
+		want, err := strconv.ParseInt(g, 10, 64)
+		if err != nil {
+			gcsError(w, http.StatusBadRequest, "InvalidArgument", "Invalid argument.", "Invalid generation: "+g)
+			return
+		}
+		if obj, err := f.objects.GetObject(bucket, name); err != nil || obj.Generation != want {
+			gcsError(w, http.StatusNotFound, "NoSuchKey", "The specified key does not exist.", "")
+			return
+		}
 	}
 	if v := r.Header.Get("x-goog-if-generation-match"); v != "" {
 		want, err := strconv.ParseInt(v, 10, 64)

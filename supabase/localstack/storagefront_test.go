@@ -200,7 +200,7 @@ func TestStorageFrontSignedGet(t *testing.T) {
 	if a := send(t, http.MethodPut, u, h, []byte("abc")); a.Status != 200 {
 		t.Fatalf("PUT: %d %s", a.Status, a.Body)
 	}
-	get, _, err := files.SignedDownload(context.Background(), "t1/a b+c.pdf", "Notice 1.pdf", time.Minute)
+	get, _, err := files.SignedDownload(context.Background(), "t1/a b+c.pdf", "Notice 1.pdf", 0, time.Minute)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -210,6 +210,33 @@ func TestStorageFrontSignedGet(t *testing.T) {
 	bad := strings.Replace(get, "Notice", "Other", 1)
 	if a := send(t, http.MethodGet, bad, nil, nil); a.Status != 403 || a.Code != "SignatureDoesNotMatch" {
 		t.Fatalf("changed GET: %d %s", a.Status, a.Code)
+	}
+}
+
+// TestStorageFrontPinnedGet: a download pinned to a generation serves
+// those bytes and nothing else, as GCS does.
+func TestStorageFrontPinnedGet(t *testing.T) {
+	st, files := testStorage(t)
+	u, h := signPut(t, st, "t1/pinned-get.pdf", "application/pdf", 3)
+	if a := send(t, http.MethodPut, u, h, []byte("abc")); a.Status != 200 {
+		t.Fatalf("PUT: %d %s", a.Status, a.Body)
+	}
+	obj, err := st.Server.GetObject(Bucket, "t1/pinned-get.pdf")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name       string
+		generation int64
+		status     int
+	}{{"the object's generation", obj.Generation, 200}, {"another generation", obj.Generation + 1, 404}} {
+		get, _, err := files.SignedDownload(context.Background(), "t1/pinned-get.pdf", "a.pdf", tc.generation, time.Minute)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if a := send(t, http.MethodGet, get, nil, nil); a.Status != tc.status || (tc.status == 200 && string(a.Body) != "abc") {
+			t.Errorf("%s: GET %d %q", tc.name, a.Status, a.Body)
+		}
 	}
 }
 

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/url"
 	"testing"
 
 	"github.com/fsouza/fake-gcs-server/fakestorage"
@@ -141,5 +142,79 @@ func TestDocumentUploadSizeMismatch(t *testing.T) {
 	want(t, r, 422)
 	if row(t, "documents", up.Document.ID)["status"] != "pending_upload" {
 		t.Error("a mismatched upload was marked uploaded")
+	}
+}
+
+// TestCompletedDocumentCannotBeReplaced: the signed PUT can only create the
+// object, so once /complete verified it (or after the document was deleted)
+// the same URL and headers are refused by the bucket (412); the generation
+// /complete saw is recorded, and the download URL is pinned to it.
+func TestCompletedDocumentCannotBeReplaced(t *testing.T) {
+	needStack(t)
+	gw := gatewayServer(t, secretKey())
+	a := newFleet(t)
+	tok := a.token(t)
+	r := do(t, gw.URL, http.MethodPost, "/documents/upload-url", tok, fmt.Sprintf(
+		`{"entity_type":"vehicle","entity_id":%q,"doc_type":"pcn","filename":"pcn.pdf","content_type":"application/pdf","size_bytes":%d}`, a.Vehicle, len(pdf)))
+	want(t, r, 201)
+	var up struct {
+		Document struct {
+			ID string `json:"id"`
+		} `json:"document"`
+		UploadURL string            `json:"upload_url"`
+		Headers   map[string]string `json:"upload_headers"`
+	}
+	r.json(t, &up)
+	if up.Headers["x-goog-if-generation-match"] != "0" {
+		t.Fatalf("upload headers %v", up.Headers)
+	}
+	// Without the create-only precondition the signature does not hold.
+	loose := map[string]string{}
+	for k, v := range up.Headers {
+		if k != "x-goog-if-generation-match" {
+			loose[k] = v
+		}
+	}
+	if st := putUpload(t, http.MethodPut, up.UploadURL, loose, pdf); st != http.StatusForbidden {
+		t.Fatalf("PUT without the precondition: %d, want 403", st)
+	}
+	if st := putUpload(t, http.MethodPut, up.UploadURL, up.Headers, pdf); st != 200 {
+		t.Fatalf("PUT: %d", st)
+	}
+	want(t, do(t, gw.URL, http.MethodPost, "/documents/"+up.Document.ID+"/complete", tok, ""), 200)
+	swapped := bytes.Repeat([]byte("X"), len(pdf))
+	if st := putUpload(t, http.MethodPut, up.UploadURL, up.Headers, swapped); st != http.StatusPreconditionFailed {
+		t.Fatalf("PUT to a completed document's URL: %d, want 412", st)
+	}
+	gen, _ := row(t, "documents", up.Document.ID)["object_generation"].(float64) // below 2^53: exact
+	obj, err := stack.Storage.Server.GetObject(localstack.Bucket, row(t, "documents", up.Document.ID)["object_path"].(string))
+	if err != nil || gen == 0 || int64(gen) != obj.Generation {
+		t.Fatalf("object_generation %v, object generation %d (%v)", gen, obj.Generation, err)
+	}
+
+	r = do(t, gw.URL, http.MethodGet, "/documents/"+up.Document.ID+"/download-url", tok, "")
+	want(t, r, 200)
+	var dl struct {
+		DownloadURL string `json:"download_url"`
+	}
+	r.json(t, &dl)
+	u, _ := url.Parse(dl.DownloadURL)
+	if u.Query().Get("generation") != fmt.Sprint(obj.Generation) {
+		t.Errorf("download URL not pinned: %s", dl.DownloadURL)
+	}
+	res, err := http.Get(dl.DownloadURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, _ := io.ReadAll(res.Body)
+	res.Body.Close()
+	if res.StatusCode != 200 || !bytes.Equal(got, pdf) {
+		t.Errorf("download: %d, %d bytes", res.StatusCode, len(got))
+	}
+
+	// Deleting the document leaves the object: the URL still cannot replace it.
+	want(t, do(t, gw.URL, http.MethodDelete, "/documents/"+up.Document.ID, tok, ""), 204)
+	if st := putUpload(t, http.MethodPut, up.UploadURL, up.Headers, swapped); st != http.StatusPreconditionFailed {
+		t.Fatalf("PUT after DELETE: %d, want 412", st)
 	}
 }

@@ -131,8 +131,12 @@ type Upload struct {
 	Expires time.Time
 }
 
-// SignedUpload signs a PUT of object bound to contentType and to exactly size bytes.
-// Signing through IAM is bounded by ctx and a small retry budget.
+// SignedUpload signs a PUT of object bound to contentType, to exactly size
+// bytes, and to creating the object: x-goog-if-generation-match: 0 is a
+// signed header, so the URL cannot replace the object once it exists (after
+// /complete verified it, or after it was deleted and re-created), however
+// long the URL stays valid. Signing through IAM is bounded by ctx and a
+// small retry budget.
 func (s *Store) SignedUpload(ctx context.Context, object, contentType string, size int64, ttl time.Duration) (Upload, error) {
 	ctx, end := s.signSpan(ctx, http.MethodPut)
 	defer end()
@@ -140,7 +144,7 @@ func (s *Store) SignedUpload(ctx context.Context, object, contentType string, si
 	exp := s.now().Add(ttl)
 	u, err := s.bucket.SignedURL(object, s.opts(ctx, http.MethodPut, exp, func(o *storage.SignedURLOptions) {
 		o.ContentType = contentType
-		o.Headers = []string{"x-goog-content-length-range:" + rng}
+		o.Headers = []string{"x-goog-content-length-range:" + rng, HeaderIfGenerationMatch + ":0"}
 	}))
 	if err != nil {
 		return Upload{}, fmt.Errorf("gcs: sign upload: %w", err)
@@ -148,16 +152,26 @@ func (s *Store) SignedUpload(ctx context.Context, object, contentType string, si
 	return Upload{URL: u, Method: http.MethodPut, Expires: exp, Headers: map[string]string{
 		"Content-Type":                contentType,
 		"x-goog-content-length-range": rng,
+		HeaderIfGenerationMatch:       "0",
 	}}, nil
 }
 
+// HeaderIfGenerationMatch is GCS's write precondition; 0 means "only if the
+// object does not exist yet".
+const HeaderIfGenerationMatch = "x-goog-if-generation-match"
+
 // SignedDownload signs a GET of object that the browser saves as filename.
-func (s *Store) SignedDownload(ctx context.Context, object, filename string, ttl time.Duration) (string, time.Time, error) {
+// A generation above 0 pins the URL to those bytes: if the object was
+// replaced since, the URL finds nothing instead of the new bytes.
+func (s *Store) SignedDownload(ctx context.Context, object, filename string, generation int64, ttl time.Duration) (string, time.Time, error) {
 	ctx, end := s.signSpan(ctx, http.MethodGet)
 	defer end()
 	exp := s.now().Add(ttl)
 	u, err := s.bucket.SignedURL(object, s.opts(ctx, http.MethodGet, exp, func(o *storage.SignedURLOptions) {
 		o.QueryParameters = url.Values{"response-content-disposition": {ContentDisposition(filename)}}
+		if generation > 0 {
+			o.QueryParameters.Set("generation", strconv.FormatInt(generation, 10))
+		}
 	}))
 	if err != nil {
 		return "", time.Time{}, fmt.Errorf("gcs: sign download: %w", err)
@@ -250,11 +264,17 @@ func AuthorizedClient(ctx context.Context, opts ...option.ClientOption) (*http.C
 // ErrTooLarge means the object is larger than the caller accepts.
 var ErrTooLarge = errors.New("gcs: object too large")
 
-// Read returns the object's bytes, refusing objects larger than max.
-func (s *Store) Read(ctx context.Context, object string, max int64) ([]byte, error) {
+// Read returns the object's bytes, refusing objects larger than max. A
+// generation above 0 reads exactly that generation (ErrNotFound if the
+// object was replaced since).
+func (s *Store) Read(ctx context.Context, object string, generation, max int64) ([]byte, error) {
 	ctx, cancel := context.WithTimeout(ctx, s.timeout)
 	defer cancel()
-	r, err := s.bucket.Object(object).Retryer(storage.WithMaxAttempts(3)).NewReader(ctx)
+	h := s.bucket.Object(object)
+	if generation > 0 {
+		h = h.Generation(generation)
+	}
+	r, err := h.Retryer(storage.WithMaxAttempts(3)).NewReader(ctx)
 	if errors.Is(err, storage.ErrObjectNotExist) {
 		return nil, ErrNotFound
 	}

@@ -114,6 +114,7 @@ func TestSignedUpload(t *testing.T) {
 		"method":               up.Method,
 		"header content type":  up.Headers["Content-Type"],
 		"header length range":  up.Headers["x-goog-content-length-range"],
+		"header create only":   up.Headers["x-goog-if-generation-match"],
 		"expires":              fmt.Sprint(up.Expires.Sub(before).Round(time.Minute)),
 	}
 	want := map[string]string{
@@ -122,11 +123,12 @@ func TestSignedUpload(t *testing.T) {
 		"path":                 "/fleet-docs/t1/vehicle/v1/pcn/d1_PCN_notice_1.pdf",
 		"X-Goog-Algorithm":     "GOOG4-RSA-SHA256",
 		"X-Goog-Expires":       "true",
-		"X-Goog-SignedHeaders": "content-type;host;x-goog-content-length-range",
+		"X-Goog-SignedHeaders": "content-type;host;x-goog-content-length-range;x-goog-if-generation-match",
 		"X-Goog-Credential":    "docs@proj.iam.gserviceaccount.com",
 		"method":               "PUT",
 		"header content type":  "application/pdf",
 		"header length range":  "12345,12345",
+		"header create only":   "0",
 		"expires":              "15m0s",
 	}
 	for k, w := range want {
@@ -145,7 +147,11 @@ func TestSignedUpload(t *testing.T) {
 	}{
 		{"GET instead of PUT", "GET", up.Headers},
 		{"other content type", "PUT", map[string]string{"Content-Type": "image/png", "x-goog-content-length-range": "12345,12345"}},
-		{"other size", "PUT", map[string]string{"Content-Type": "application/pdf", "x-goog-content-length-range": "0,99999999"}},
+		{"other size", "PUT", map[string]string{"Content-Type": "application/pdf", "x-goog-content-length-range": "0,99999999", "x-goog-if-generation-match": "0"}},
+		// The URL can only create the object: without the precondition, or
+		// with another generation, it would overwrite verified bytes.
+		{"without the create-only precondition", "PUT", map[string]string{"Content-Type": "application/pdf", "x-goog-content-length-range": "12345,12345"}},
+		{"overwriting a generation", "PUT", map[string]string{"Content-Type": "application/pdf", "x-goog-content-length-range": "12345,12345", "x-goog-if-generation-match": "1764500000000000"}},
 	}
 	for _, tc := range tampered {
 		if err := verifyV4(t, pub, up.URL, tc.method, tc.headers); err == nil {
@@ -156,7 +162,7 @@ func TestSignedUpload(t *testing.T) {
 
 func TestSignedDownload(t *testing.T) {
 	s, pub := testStore(t)
-	u, exp, err := s.SignedDownload(context.Background(), "t1/vehicle/v1/pcn/d1_a.pdf", "Ticket \"Nov\"\r\n; é.pdf", 5*time.Minute)
+	u, exp, err := s.SignedDownload(context.Background(), "t1/vehicle/v1/pcn/d1_a.pdf", "Ticket \"Nov\"\r\n; é.pdf", 0, 5*time.Minute)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -225,4 +231,32 @@ func FuzzObjectPath(f *testing.F) {
 			t.Fatalf("unsafe disposition %q", d)
 		}
 	})
+}
+
+// TestSignedDownloadPinned: a download URL names the generation verified at
+// completion, inside the signature, so it cannot be pointed at other bytes.
+func TestSignedDownloadPinned(t *testing.T) {
+	s, pub := testStore(t)
+	u, _, err := s.SignedDownload(context.Background(), "t1/vehicle/v1/pcn/d1_a.pdf", "a.pdf", 1764500000123456, 5*time.Minute)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, _ := url.Parse(u)
+	if g := p.Query().Get("generation"); g != "1764500000123456" {
+		t.Fatalf("generation = %q in %s", g, u)
+	}
+	if err := verifyV4(t, pub, u, "GET", nil); err != nil {
+		t.Errorf("signature: %v", err)
+	}
+	q := p.Query()
+	q.Set("generation", "1764500000999999")
+	p.RawQuery = q.Encode()
+	if err := verifyV4(t, pub, p.String(), "GET", nil); err == nil {
+		t.Error("the signature still verifies with another generation")
+	}
+	q.Del("generation")
+	p.RawQuery = q.Encode()
+	if err := verifyV4(t, pub, p.String(), "GET", nil); err == nil {
+		t.Error("the signature still verifies without the generation")
+	}
 }

@@ -131,7 +131,7 @@ func TestSignBlobBoundedByDeadline(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
 	defer cancel()
 	start := time.Now()
-	_, _, err := s.SignedDownload(ctx, "t1/vehicle/v1/pcn/d1_a.pdf", "a.pdf", time.Minute)
+	_, _, err := s.SignedDownload(ctx, "t1/vehicle/v1/pcn/d1_a.pdf", "a.pdf", 0, time.Minute)
 	if !errors.Is(err, context.DeadlineExceeded) {
 		t.Fatalf("err = %v, want the deadline", err)
 	}

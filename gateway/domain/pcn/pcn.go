@@ -36,7 +36,7 @@ type Extractor interface {
 
 // ObjectReader reads a document's bytes (gcs.Store).
 type ObjectReader interface {
-	Read(ctx context.Context, object string, max int64) ([]byte, error)
+	Read(ctx context.Context, object string, generation, max int64) ([]byte, error)
 }
 
 // Queue delivers jobs to process-pcn (tasks.CloudTasks or tasks.Local).

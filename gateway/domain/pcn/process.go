@@ -225,7 +225,7 @@ func (s *Service) finish(ctx context.Context, c claim, res Result, row supabase.
 
 // work does the job once claimed and returns the violation id.
 func (s *Service) work(ctx context.Context, tenant supabase.TenantID, job jobState) (string, error) {
-	raw, err := s.db.From(tenant, "documents").Select("object_path", "content_type", "status").Eq("id", job.DocumentID).One(ctx)
+	raw, err := s.db.From(tenant, "documents").Select("object_path", "content_type", "status", "object_generation").Eq("id", job.DocumentID).One(ctx)
 	if errors.Is(err, supabase.ErrNotFound) {
 		return "", &attention{"document_unavailable"}
 	}
@@ -236,6 +236,7 @@ func (s *Service) work(ctx context.Context, tenant supabase.TenantID, job jobSta
 		ObjectPath  string `json:"object_path"`
 		ContentType string `json:"content_type"`
 		Status      string `json:"status"`
+		Generation  int64  `json:"object_generation"`
 	}
 	if err := json.Unmarshal(raw, &doc); err != nil {
 		return "", &transient{"database_unavailable", err}
@@ -246,7 +247,9 @@ func (s *Service) work(ctx context.Context, tenant supabase.TenantID, job jobSta
 	if s.x == nil || s.files == nil {
 		return "", &attention{"extraction_unavailable"}
 	}
-	data, err := s.files.Read(ctx, doc.ObjectPath, s.cfg.MaxDocBytes)
+	// Exactly the bytes /complete verified: an object replaced since is
+	// not read (document_unavailable).
+	data, err := s.files.Read(ctx, doc.ObjectPath, doc.Generation, s.cfg.MaxDocBytes)
 	switch {
 	case errors.Is(err, gcs.ErrNotFound):
 		return "", &attention{"document_unavailable"}
