@@ -1,9 +1,9 @@
 package api
 
 import (
-	"fmt"
+	"math"
 
-	"go.yaml.in/yaml/v3"
+	"github.com/getkin/kin-openapi/openapi3"
 )
 
 // Rules are the request rules the document states (enums, lengths, ranges,
@@ -14,52 +14,111 @@ type Rules struct {
 	params  map[string]*Parameter
 }
 
-// Schema is the part of an OpenAPI schema that request validation uses.
+// Schema is the part of an OpenAPI schema that request validation uses,
+// with every $ref resolved.
 type Schema struct {
-	Ref        string             `yaml:"$ref"`
-	Type       string             `yaml:"type"`
-	Format     string             `yaml:"format"`
-	Nullable   bool               `yaml:"nullable"`
-	Enum       []any              `yaml:"enum"`
-	MinLength  *int               `yaml:"minLength"`
-	MaxLength  *int               `yaml:"maxLength"`
-	Minimum    *int64             `yaml:"minimum"`
-	Maximum    *int64             `yaml:"maximum"`
-	Default    any                `yaml:"default"`
-	Required   []string           `yaml:"required"`
-	Properties map[string]*Schema `yaml:"properties"`
+	Type       string
+	Format     string
+	Nullable   bool
+	Enum       []any
+	MinLength  *int
+	MaxLength  *int
+	Minimum    *int64
+	Maximum    *int64
+	Default    any
+	Required   []string
+	Properties map[string]*Schema
 	// DocTypesByEntity is DocType's x-doc-types-by-entity: the document
 	// types each entity type accepts.
-	DocTypesByEntity map[string][]string `yaml:"x-doc-types-by-entity"`
+	DocTypesByEntity map[string][]string
 }
 
 // Parameter is a reusable parameter of components.parameters.
 type Parameter struct {
-	Name   string  `yaml:"name"`
-	Schema *Schema `yaml:"schema"`
+	Name   string
+	Schema *Schema
 }
 
-// LoadRules reads the rules from the embedded document.
+// LoadRules reads the rules from the embedded document (loaded by kin-openapi).
 func LoadRules() (*Rules, error) {
-	var doc struct {
-		Components struct {
-			Schemas    map[string]*Schema    `yaml:"schemas"`
-			Parameters map[string]*Parameter `yaml:"parameters"`
-		} `yaml:"components"`
+	doc, err := document()
+	if err != nil {
+		return nil, err
 	}
-	if err := yaml.Unmarshal(specYAML, &doc); err != nil {
-		return nil, fmt.Errorf("api: parse openapi.yaml: %w", err)
+	seen := map[*openapi3.Schema]*Schema{}
+	r := &Rules{schemas: map[string]*Schema{}, params: map[string]*Parameter{}}
+	for name, ref := range doc.Components.Schemas {
+		r.schemas[name] = convert(ref, seen)
 	}
-	return &Rules{schemas: doc.Components.Schemas, params: doc.Components.Parameters}, nil
+	for name, ref := range doc.Components.Parameters {
+		if ref.Value != nil {
+			r.params[name] = &Parameter{Name: ref.Value.Name, Schema: convert(ref.Value.Schema, seen)}
+		}
+	}
+	return r, nil
 }
 
-const refPrefix = "#/components/schemas/"
-
-func (r *Rules) resolve(s *Schema) *Schema {
-	for s != nil && s.Ref != "" {
-		s = r.schemas[s.Ref[len(refPrefix):]]
+// convert takes what validation uses from a resolved kin-openapi schema;
+// seen shares one Schema per schema, so a recursive schema ends.
+func convert(ref *openapi3.SchemaRef, seen map[*openapi3.Schema]*Schema) *Schema {
+	if ref == nil || ref.Value == nil {
+		return nil
+	}
+	k := ref.Value
+	if s, ok := seen[k]; ok {
+		return s
+	}
+	s := &Schema{Format: k.Format, Nullable: k.Nullable, Enum: k.Enum, Required: k.Required,
+		Default: wholeNumber(k.Default), Properties: map[string]*Schema{}}
+	seen[k] = s
+	if k.Type != nil {
+		for _, t := range k.Type.Slice() {
+			if t != openapi3.TypeNull {
+				s.Type = t
+				break
+			}
+		}
+	}
+	if k.MinLength > 0 {
+		n := int(k.MinLength)
+		s.MinLength = &n
+	}
+	if k.MaxLength != nil {
+		n := int(*k.MaxLength)
+		s.MaxLength = &n
+	}
+	if k.Min != nil {
+		n := int64(*k.Min)
+		s.Minimum = &n
+	}
+	if k.Max != nil {
+		n := int64(*k.Max)
+		s.Maximum = &n
+	}
+	for name, p := range k.Properties {
+		s.Properties[name] = convert(p, seen)
+	}
+	if m, ok := k.Extensions["x-doc-types-by-entity"].(map[string]any); ok {
+		s.DocTypesByEntity = map[string][]string{}
+		for entity, types := range m {
+			list, _ := types.([]any)
+			for _, t := range list {
+				if str, ok := t.(string); ok {
+					s.DocTypesByEntity[entity] = append(s.DocTypesByEntity[entity], str)
+				}
+			}
+		}
 	}
 	return s
+}
+
+// wholeNumber turns a whole JSON number (float64 once loaded) into an int,
+// as the document wrote it.
+func wholeNumber(v any) any {
+	if f, ok := v.(float64); ok && f == math.Trunc(f) && math.Abs(f) < 1<<53 {
+		return int(f)
+	}
+	return v
 }
 
 // Schema returns a component schema, panicking on a name the document does
@@ -69,14 +128,14 @@ func (r *Rules) Schema(name string) *Schema {
 	if s == nil {
 		panic("api: no schema " + name)
 	}
-	return r.resolve(s)
+	return s
 }
 
 // Field returns property prop of component schema name, with its $ref
 // resolved, and whether the schema requires it.
 func (r *Rules) Field(name, prop string) (*Schema, bool) {
 	s := r.Schema(name)
-	p := r.resolve(s.Properties[prop])
+	p := s.Properties[prop]
 	if p == nil {
 		panic("api: no property " + name + "." + prop)
 	}
@@ -94,7 +153,7 @@ func (r *Rules) Param(name string) *Schema {
 	if p == nil || p.Schema == nil {
 		panic("api: no parameter " + name)
 	}
-	return r.resolve(p.Schema)
+	return p.Schema
 }
 
 // Strings returns a schema's enum without its null member.

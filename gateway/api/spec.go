@@ -5,19 +5,30 @@ import (
 	"encoding/json"
 	"fmt"
 	"strings"
+	"sync"
 
-	"go.yaml.in/yaml/v3"
+	"github.com/getkin/kin-openapi/openapi3"
 )
 
 //go:embed openapi.yaml
 var specYAML []byte
 
+// document is the embedded document, loaded once by kin-openapi with every
+// $ref resolved. Callers read it and never change it.
+var document = sync.OnceValues(func() (*openapi3.T, error) {
+	doc, err := openapi3.NewLoader().LoadFromData(specYAML)
+	if err != nil {
+		return nil, fmt.Errorf("api: load openapi.yaml: %w", err)
+	}
+	return doc, nil
+})
+
 // SpecJSON returns the OpenAPI document (openapi.yaml, the source of truth
 // for both the generated code and the served /openapi.json) as JSON.
 func SpecJSON() ([]byte, error) {
-	var doc any
-	if err := yaml.Unmarshal(specYAML, &doc); err != nil {
-		return nil, fmt.Errorf("api: parse openapi.yaml: %w", err)
+	doc, err := document()
+	if err != nil {
+		return nil, err
 	}
 	b, err := json.Marshal(doc)
 	if err != nil {
@@ -45,48 +56,21 @@ const IdempotencyKeyRef = "#/components/parameters/IdempotencyKey"
 
 // Operations lists every operation of the document.
 func Operations() ([]Operation, error) {
-	type secReq = []map[string][]string
-	type param struct {
-		Ref string `yaml:"$ref"`
-		In  string `yaml:"in"`
-	}
-	var doc struct {
-		Security   secReq                          `yaml:"security"`
-		Paths      map[string]map[string]yaml.Node `yaml:"paths"`
-		Components struct {
-			Parameters map[string]param `yaml:"parameters"`
-		} `yaml:"components"`
-	}
-	if err := yaml.Unmarshal(specYAML, &doc); err != nil {
-		return nil, fmt.Errorf("api: parse openapi.yaml: %w", err)
+	doc, err := document()
+	if err != nil {
+		return nil, err
 	}
 	var ops []Operation
-	for path, item := range doc.Paths {
-		for method, node := range item {
-			switch method {
-			case "get", "put", "post", "delete", "patch", "head", "options":
-			default:
-				continue
-			}
-			var op struct {
-				OperationID string  `yaml:"operationId"`
-				Security    *secReq `yaml:"security"`
-				Parameters  []param `yaml:"parameters"`
-			}
-			if err := node.Decode(&op); err != nil {
-				return nil, fmt.Errorf("api: %s %s: %w", method, path, err)
-			}
+	for path, item := range doc.Paths.Map() {
+		for method, op := range item.Operations() {
 			sec := doc.Security
 			if op.Security != nil {
 				sec = *op.Security
 			}
-			o := Operation{ID: op.OperationID, Method: method, Path: path}
+			o := Operation{ID: op.OperationID, Method: strings.ToLower(method), Path: path}
 			for _, p := range op.Parameters {
 				o.Idempotent = o.Idempotent || p.Ref == IdempotencyKeyRef
-				if p.Ref != "" {
-					p = doc.Components.Parameters[strings.TrimPrefix(p.Ref, "#/components/parameters/")]
-				}
-				o.Query = o.Query || p.In == "query"
+				o.Query = o.Query || p.Value.In == openapi3.ParameterInQuery
 			}
 			for _, req := range sec {
 				for name := range req {
