@@ -225,7 +225,7 @@ func TestRequestSampling(t *testing.T) {
 	s := spans[0]
 	got := map[string]string{}
 	for _, a := range s.Attributes {
-		got[string(a.Key)] = a.Value.Emit()
+		got[string(a.Key)] = a.Value.String()
 	}
 	want := map[string]string{"http.request.method": "GET", "http.route": "/incidents/:id", "http.response.status_code": "503",
 		"url.scheme": "http", "server.address": "example.com", "network.protocol.version": "1.1", AttrTenant: "tenant-1"}
