@@ -103,7 +103,7 @@ func (s *Service) RunTask(ctx context.Context, b sweep.Batch, correlationID stri
 		return res, err
 	}
 	res.Skipped = len(b.IDs) - len(due)
-	deadline := time.Now().Add(sweep.Deadline(s.planner.Config().Deadline))
+	pace := s.planner.Pace(s.limiter)
 	for i, v := range due {
 		tenant, err := supabase.ParseTenantID(v.TenantID)
 		if err != nil {
@@ -111,7 +111,7 @@ func (s *Service) RunTask(ctx context.Context, b sweep.Batch, correlationID stri
 			s.log.ErrorContext(ctx, "vehicle with a bad tenant", "vehicle_id", v.ID)
 			continue
 		}
-		if err := s.limiter.Wait(ctx); err != nil || time.Now().After(deadline) {
+		if !pace.Turn(ctx) {
 			res.Left = len(due) - i
 			s.log.WarnContext(ctx, "dvla refresh task out of time; the rest stays due", "left", res.Left)
 			break

@@ -3,7 +3,6 @@ package identity
 import (
 	"context"
 	"errors"
-	"time"
 
 	"github.com/fleetpilot/gateway/gateway/clients/credas"
 	"github.com/fleetpilot/gateway/gateway/domain/sweep"
@@ -109,7 +108,7 @@ func (s *Service) RunTask(ctx context.Context, b sweep.Batch, correlationID stri
 		return res, err
 	}
 	res.Skipped = len(b.IDs) - len(due)
-	deadline := time.Now().Add(sweep.Deadline(s.planner.Config().Deadline))
+	pace := s.planner.Pace(s.limiter)
 	for i, c := range due {
 		tenant, err := supabase.ParseTenantID(c.TenantID)
 		if err != nil {
@@ -124,7 +123,7 @@ func (s *Service) RunTask(ctx context.Context, b sweep.Batch, correlationID stri
 			s.markPolled(ctx, tenant, c.checkState, b.Cutoff)
 			continue
 		}
-		if err := s.limiter.Wait(ctx); err != nil || time.Now().After(deadline) {
+		if !pace.Turn(ctx) {
 			res.Left = len(due) - i
 			s.log.WarnContext(ctx, "credas poll task out of time; the rest stays due", "left", res.Left)
 			break

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+	"golang.org/x/time/rate"
 
 	"github.com/fleetpilot/gateway/gateway/clients/tasks"
 )
@@ -165,6 +166,24 @@ func ParseBatch(body []byte) (Batch, error) {
 		}
 	}
 	return b, nil
+}
+
+// Pacer walks a task's items at the vendor's rate and ends the walk before
+// the task's dispatch deadline, so that what it did not reach stays due.
+type Pacer struct {
+	limiter  *rate.Limiter
+	deadline time.Time
+}
+
+// Pace starts the walk of one task, now.
+func (p *Planner) Pace(limiter *rate.Limiter) Pacer {
+	return Pacer{limiter: limiter, deadline: time.Now().Add(Deadline(p.cfg.Deadline))}
+}
+
+// Turn waits for the next item's turn; false means the task is out of time
+// (or ctx ended) and the items left stay due.
+func (p Pacer) Turn(ctx context.Context) bool {
+	return p.limiter.Wait(ctx) == nil && !time.Now().After(p.deadline)
 }
 
 // Deadline is how long a task may run: its dispatch deadline less a margin
