@@ -121,24 +121,15 @@ func TestDocumentUploadSizeMismatch(t *testing.T) {
 	gw := gatewayServer(t, secretKey())
 	a := newFleet(t)
 	tok := a.token(t)
-	r := do(t, gw.URL, http.MethodPost, "/documents/upload-url", tok, fmt.Sprintf(
+	up := requestUpload(t, gw.URL, tok, fmt.Sprintf(
 		`{"entity_type":"customer","entity_id":%q,"doc_type":"driving_licence","filename":"licence.jpg","content_type":"image/jpeg","size_bytes":5}`, a.Customer))
-	want(t, r, 201)
-	var up struct {
-		Document struct {
-			ID string `json:"id"`
-		} `json:"document"`
-		UploadURL string            `json:"upload_url"`
-		Headers   map[string]string `json:"upload_headers"`
-	}
-	r.json(t, &up)
-	if got := putUpload(t, http.MethodPut, up.UploadURL, up.Headers, []byte("0123456789")); got != http.StatusBadRequest {
+	if got := putUpload(t, http.MethodPut, up.URL, up.Headers, []byte("0123456789")); got != http.StatusBadRequest {
 		t.Fatalf("PUT of 10 bytes to a 5-byte URL: %d, want 400", got)
 	}
 	object := row(t, "documents", up.Document.ID)["object_path"].(string)
 	stack.Storage.Server.CreateObject(fakestorage.Object{ObjectAttrs: fakestorage.ObjectAttrs{BucketName: localstack.Bucket, Name: object, ContentType: "image/jpeg"},
 		Content: []byte("0123456789")})
-	r = do(t, gw.URL, http.MethodPost, "/documents/"+up.Document.ID+"/complete", tok, "")
+	r := do(t, gw.URL, http.MethodPost, "/documents/"+up.Document.ID+"/complete", tok, "")
 	want(t, r, 422)
 	if row(t, "documents", up.Document.ID)["status"] != "pending_upload" {
 		t.Error("a mismatched upload was marked uploaded")
@@ -154,17 +145,8 @@ func TestCompletedDocumentCannotBeReplaced(t *testing.T) {
 	gw := gatewayServer(t, secretKey())
 	a := newFleet(t)
 	tok := a.token(t)
-	r := do(t, gw.URL, http.MethodPost, "/documents/upload-url", tok, fmt.Sprintf(
+	up := requestUpload(t, gw.URL, tok, fmt.Sprintf(
 		`{"entity_type":"vehicle","entity_id":%q,"doc_type":"pcn","filename":"pcn.pdf","content_type":"application/pdf","size_bytes":%d}`, a.Vehicle, len(pdf)))
-	want(t, r, 201)
-	var up struct {
-		Document struct {
-			ID string `json:"id"`
-		} `json:"document"`
-		UploadURL string            `json:"upload_url"`
-		Headers   map[string]string `json:"upload_headers"`
-	}
-	r.json(t, &up)
 	if up.Headers["x-goog-if-generation-match"] != "0" {
 		t.Fatalf("upload headers %v", up.Headers)
 	}
@@ -175,15 +157,15 @@ func TestCompletedDocumentCannotBeReplaced(t *testing.T) {
 			loose[k] = v
 		}
 	}
-	if st := putUpload(t, http.MethodPut, up.UploadURL, loose, pdf); st != http.StatusForbidden {
+	if st := putUpload(t, http.MethodPut, up.URL, loose, pdf); st != http.StatusForbidden {
 		t.Fatalf("PUT without the precondition: %d, want 403", st)
 	}
-	if st := putUpload(t, http.MethodPut, up.UploadURL, up.Headers, pdf); st != 200 {
+	if st := putUpload(t, http.MethodPut, up.URL, up.Headers, pdf); st != 200 {
 		t.Fatalf("PUT: %d", st)
 	}
 	want(t, do(t, gw.URL, http.MethodPost, "/documents/"+up.Document.ID+"/complete", tok, ""), 200)
 	swapped := bytes.Repeat([]byte("X"), len(pdf))
-	if st := putUpload(t, http.MethodPut, up.UploadURL, up.Headers, swapped); st != http.StatusPreconditionFailed {
+	if st := putUpload(t, http.MethodPut, up.URL, up.Headers, swapped); st != http.StatusPreconditionFailed {
 		t.Fatalf("PUT to a completed document's URL: %d, want 412", st)
 	}
 	gen, _ := row(t, "documents", up.Document.ID)["object_generation"].(float64) // below 2^53: exact
@@ -192,7 +174,7 @@ func TestCompletedDocumentCannotBeReplaced(t *testing.T) {
 		t.Fatalf("object_generation %v, object generation %d (%v)", gen, obj.Generation, err)
 	}
 
-	r = do(t, gw.URL, http.MethodGet, "/documents/"+up.Document.ID+"/download-url", tok, "")
+	r := do(t, gw.URL, http.MethodGet, "/documents/"+up.Document.ID+"/download-url", tok, "")
 	want(t, r, 200)
 	var dl struct {
 		DownloadURL string `json:"download_url"`
@@ -214,7 +196,7 @@ func TestCompletedDocumentCannotBeReplaced(t *testing.T) {
 
 	// Deleting the document leaves the object: the URL still cannot replace it.
 	want(t, do(t, gw.URL, http.MethodDelete, "/documents/"+up.Document.ID, tok, ""), 204)
-	if st := putUpload(t, http.MethodPut, up.UploadURL, up.Headers, swapped); st != http.StatusPreconditionFailed {
+	if st := putUpload(t, http.MethodPut, up.URL, up.Headers, swapped); st != http.StatusPreconditionFailed {
 		t.Fatalf("PUT after DELETE: %d, want 412", st)
 	}
 }

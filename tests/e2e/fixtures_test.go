@@ -116,6 +116,25 @@ func want(t *testing.T, r resp, status int) {
 
 // putUpload sends body to a signed upload URL with exactly the headers the
 // gateway gave, as a browser does, and returns the emulator's status.
+// upload is the answer of POST /documents/upload-url.
+type upload struct {
+	Document struct {
+		ID string `json:"id"`
+	} `json:"document"`
+	URL     string            `json:"upload_url"`
+	Headers map[string]string `json:"upload_headers"`
+}
+
+// requestUpload asks the gateway for a document and its upload URL (201).
+func requestUpload(t *testing.T, gwURL, token, body string) upload {
+	t.Helper()
+	r := do(t, gwURL, http.MethodPost, "/documents/upload-url", token, body)
+	want(t, r, 201)
+	var up upload
+	r.json(t, &up)
+	return up
+}
+
 func putUpload(t *testing.T, method, url string, headers map[string]string, body []byte) int {
 	t.Helper()
 	req, err := http.NewRequestWithContext(t.Context(), method, url, bytes.NewReader(body))

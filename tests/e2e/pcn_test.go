@@ -125,23 +125,14 @@ func TestScanEndToEnd(t *testing.T) {
 	gw, _ := gatewayWith(t, secretKey(), gwOpts{claudeURL: claudeSrv.URL, local: true})
 	tok := f.token(t)
 
-	r := do(t, gw.URL, http.MethodPost, "/documents/upload-url", tok, fmt.Sprintf(
+	up := requestUpload(t, gw.URL, tok, fmt.Sprintf(
 		`{"entity_type":"vehicle","entity_id":%q,"doc_type":"pcn","filename":"camden-pcn.pdf","content_type":"application/pdf","size_bytes":%d}`, f.Vehicle, len(pdf)))
-	want(t, r, 201)
-	var up struct {
-		Document struct {
-			ID string `json:"id"`
-		} `json:"document"`
-		UploadURL     string            `json:"upload_url"`
-		UploadHeaders map[string]string `json:"upload_headers"`
-	}
-	r.json(t, &up)
-	if st := putUpload(t, http.MethodPut, up.UploadURL, up.UploadHeaders, pdf); st != 200 {
+	if st := putUpload(t, http.MethodPut, up.URL, up.Headers, pdf); st != 200 {
 		t.Fatalf("PUT: %d", st)
 	}
 	want(t, do(t, gw.URL, http.MethodPost, "/documents/"+up.Document.ID+"/complete", tok, ""), 200)
 
-	r = do(t, gw.URL, http.MethodPost, "/violations/scan", tok, `{"document_id":"`+up.Document.ID+`"}`)
+	r := do(t, gw.URL, http.MethodPost, "/violations/scan", tok, `{"document_id":"`+up.Document.ID+`"}`)
 	want(t, r, 202)
 	var job struct {
 		ID          string  `json:"id"`
