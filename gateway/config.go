@@ -6,6 +6,7 @@ import (
 	"net"
 	"net/url"
 	"reflect"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -170,6 +171,16 @@ func (c Config) Validate() error {
 	}
 	if c.InternalSecret == "" && !c.Internal.OIDC() && c.Production() {
 		p = append(p, "INTERNAL_SECRET: required in production (APP_ENV=production) unless INTERNAL_OIDC_AUDIENCE is set")
+	}
+	if c.Internal.OIDC() && c.Tasks.ProjectID != "" {
+		// Tasks must carry a token the gateway accepts: with OIDC on, the
+		// secret is no longer taken from them.
+		switch {
+		case c.Tasks.ServiceAccount == "":
+			p = append(p, "TASKS_SERVICE_ACCOUNT: required with GCP_PROJECT_ID and INTERNAL_OIDC_AUDIENCE (tasks authenticate with its OIDC token)")
+		case !slices.ContainsFunc(c.Internal.ServiceAccounts, func(e string) bool { return strings.EqualFold(strings.TrimSpace(e), c.Tasks.ServiceAccount) }):
+			p = append(p, "INTERNAL_OIDC_SERVICE_ACCOUNTS: must include TASKS_SERVICE_ACCOUNT, whose tokens Cloud Tasks sends")
+		}
 	}
 	if c.InternalSecret == "" && c.Internal.SecretFallback {
 		p = append(p, "INTERNAL_SECRET: required with INTERNAL_SECRET_FALLBACK=true")

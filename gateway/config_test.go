@@ -50,6 +50,10 @@ func TestLoadConfigNamesEveryProblem(t *testing.T) {
 		{"OIDC service account not an email", merge(validEnv(), map[string]string{"INTERNAL_OIDC_AUDIENCE": "https://gw.example", "INTERNAL_OIDC_SERVICE_ACCOUNTS": "scheduler"}), []string{"INTERNAL_OIDC_SERVICE_ACCOUNTS"}},
 		{"secret fallback without a secret", map[string]string{"SUPABASE_URL": "https://proj.supabase.co", "SUPABASE_SERVICE_KEY": "sb_secret_x",
 			"INTERNAL_OIDC_AUDIENCE": "https://gw.example", "INTERNAL_OIDC_SERVICE_ACCOUNTS": "s@p.iam.gserviceaccount.com", "INTERNAL_SECRET_FALLBACK": "true"}, []string{"INTERNAL_SECRET"}},
+		{"OIDC on but tasks without a token", merge(validEnv(), map[string]string{"GCP_PROJECT_ID": "proj", "TASKS_TARGET_BASE_URL": "https://gw.example",
+			"INTERNAL_OIDC_AUDIENCE": "https://gw.example", "INTERNAL_OIDC_SERVICE_ACCOUNTS": "s@p.iam.gserviceaccount.com"}), []string{"TASKS_SERVICE_ACCOUNT"}},
+		{"tasks' account not accepted", merge(validEnv(), map[string]string{"GCP_PROJECT_ID": "proj", "TASKS_TARGET_BASE_URL": "https://gw.example", "TASKS_SERVICE_ACCOUNT": "tasks@p.iam.gserviceaccount.com",
+			"INTERNAL_OIDC_AUDIENCE": "https://gw.example", "INTERNAL_OIDC_SERVICE_ACCOUNTS": "s@p.iam.gserviceaccount.com"}), []string{"INTERNAL_OIDC_SERVICE_ACCOUNTS"}},
 		{"stuck-after not longer than the internal deadline", merge(validEnv(), map[string]string{"PCN_STUCK_AFTER": "5m", "INTERNAL_REQUEST_TIMEOUT": "5m"}), []string{"PCN_STUCK_AFTER"}},
 	}
 	for _, tc := range tests {
