@@ -93,7 +93,9 @@ func (discard) Write(p []byte) (int, error) { return len(p), nil }
 
 // BenchmarkListTelemetry is BenchmarkListIncidents (20 rows) with telemetry
 // off and on as production runs it: the default sample ratio, metrics
-// aggregated for a scrape, sampled spans exported (to a file). The CPU
+// aggregated for a scrape, sampled spans exported (to a file); and on with
+// no trace sampled (what every request pays) and with every trace sampled
+// (what a sampled request costs, export included). The CPU
 // difference per request is the cost of observability on the hot path.
 func BenchmarkListTelemetry(b *testing.B) {
 	body := []byte(rows(20))
@@ -103,13 +105,21 @@ func BenchmarkListTelemetry(b *testing.B) {
 		_, _ = w.Write(body)
 	}))
 	defer up.Close()
-	for _, on := range []bool{false, true} {
-		b.Run(fmt.Sprintf("telemetry=%v", on), func(b *testing.B) {
+	// ratio < 0: telemetry off; "" the default sample ratio.
+	for _, c := range []struct {
+		name  string
+		ratio string
+	}{{"off", "-"}, {"on", ""}, {"on,ratio=0", "0"}, {"on,ratio=1", "1"}} {
+		b.Run("telemetry="+c.name, func(b *testing.B) {
 			cfg := testConfig()
 			cfg.Supabase.URL = up.URL
-			if on {
+			if c.ratio != "-" {
+				vars := map[string]string{}
+				if c.ratio != "" {
+					vars["TELEMETRY_TRACE_SAMPLE_RATIO"] = c.ratio
+				}
 				def := gateway.Config{}
-				if err := env.ParseWithOptions(&def.Telemetry, env.Options{Prefix: "TELEMETRY_", Environment: map[string]string{}}); err != nil {
+				if err := env.ParseWithOptions(&def.Telemetry, env.Options{Prefix: "TELEMETRY_", Environment: vars}); err != nil {
 					b.Fatal(err)
 				}
 				cfg.Telemetry = def.Telemetry
