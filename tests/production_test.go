@@ -85,7 +85,7 @@ func TestHangingUpstreamBoundedByDeadline(t *testing.T) {
 // TestShutdownDrainsInFlight: after the stop signal the server stops
 // accepting, but a request already in flight completes.
 func TestShutdownDrainsInFlight(t *testing.T) {
-	e, up, logs := newApp(t, appOpts{})
+	e, up, _ := newApp(t, appOpts{})
 	started := make(chan struct{})
 	up.mt.RegisterResponder(http.MethodGet, restURL+"incidents", func(r *http.Request) (*http.Response, error) {
 		close(started)
@@ -102,7 +102,9 @@ func TestShutdownDrainsInFlight(t *testing.T) {
 	srv := gateway.NewHTTPServer(cfg, e)
 	ctx, stop := context.WithCancel(context.Background())
 	served := make(chan error, 1)
-	go func() { served <- gateway.ServeListener(ctx, srv, ln, gateway.NewLogger(logs, "info"), 5*time.Second) }()
+	go func() {
+		served <- gateway.ServeListener(ctx, srv, ln, gateway.NewLogger(&syncBuffer{}, "info"), 5*time.Second)
+	}()
 
 	base := "http://" + ln.Addr().String()
 	type result struct {
