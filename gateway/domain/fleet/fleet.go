@@ -13,6 +13,7 @@ import (
 
 	"github.com/fleetpilot/gateway/gateway/clients/dvla"
 	"github.com/fleetpilot/gateway/gateway/clients/tasks"
+	"github.com/fleetpilot/gateway/gateway/domain/quota"
 	"github.com/fleetpilot/gateway/gateway/domain/sweep"
 	"github.com/fleetpilot/gateway/supabase"
 )
@@ -75,12 +76,12 @@ type Service struct {
 	now     func() time.Time
 	planner *sweep.Planner
 	limiter *rate.Limiter
-	quota   func(context.Context, supabase.TenantID) error
+	quota   quota.Take
 }
 
 // WithQuota makes every lookup and refresh a tenant asks for first take one
 // unit of its DVLA allowance.
-func (s *Service) WithQuota(take func(context.Context, supabase.TenantID) error) *Service {
+func (s *Service) WithQuota(take quota.Take) *Service {
 	s.quota = take
 	return s
 }
@@ -89,17 +90,10 @@ func (s *Service) WithQuota(take func(context.Context, supabase.TenantID) error)
 // still counts against the tenant's allowance: what a lookup costs should
 // not depend on what other tenants asked before).
 func (s *Service) Lookup(ctx context.Context, tenant supabase.TenantID, vrm, correlationID string) (dvla.Vehicle, error) {
-	if err := s.take(ctx, tenant); err != nil {
+	if err := s.quota.Spend(ctx, tenant); err != nil {
 		return dvla.Vehicle{}, err
 	}
 	return s.lookup.Lookup(ctx, vrm, correlationID, false)
-}
-
-func (s *Service) take(ctx context.Context, tenant supabase.TenantID) error {
-	if s.quota == nil {
-		return nil
-	}
-	return s.quota(ctx, tenant)
 }
 
 // New builds the service; the sweep's tasks go to d.
@@ -132,7 +126,7 @@ func (s *Service) Refresh(ctx context.Context, tenant supabase.TenantID, vehicle
 	if len(rows) == 0 {
 		return nil, ErrVehicleNotFound
 	}
-	if err := s.take(ctx, tenant); err != nil {
+	if err := s.quota.Spend(ctx, tenant); err != nil {
 		return nil, err
 	}
 	v, err := s.lookup.Lookup(ctx, rows[0].Registration, correlationID, true)

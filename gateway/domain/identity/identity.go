@@ -23,6 +23,7 @@ import (
 
 	"github.com/fleetpilot/gateway/gateway/clients/credas"
 	"github.com/fleetpilot/gateway/gateway/clients/tasks"
+	"github.com/fleetpilot/gateway/gateway/domain/quota"
 	"github.com/fleetpilot/gateway/gateway/domain/sweep"
 	"github.com/fleetpilot/gateway/supabase"
 )
@@ -95,12 +96,12 @@ type Service struct {
 	now     func() time.Time
 	planner *sweep.Planner
 	limiter *rate.Limiter
-	quota   func(context.Context, supabase.TenantID) error
+	quota   quota.Take
 }
 
 // WithQuota makes every new check (a paid invite) first take one unit of the
 // tenant's allowance.
-func (s *Service) WithQuota(take func(context.Context, supabase.TenantID) error) *Service {
+func (s *Service) WithQuota(take quota.Take) *Service {
 	s.quota = take
 	return s
 }
@@ -166,10 +167,8 @@ func (s *Service) Create(ctx context.Context, tenant supabase.TenantID, userID, 
 		return open, false, err
 	}
 	// Only a new invite is paid for: the open check answered above is not counted.
-	if s.quota != nil {
-		if err := s.quota(ctx, tenant); err != nil {
-			return nil, false, err
-		}
+	if err := s.quota.Spend(ctx, tenant); err != nil {
+		return nil, false, err
 	}
 	token, hash, err := newToken()
 	if err != nil {

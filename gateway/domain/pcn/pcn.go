@@ -16,6 +16,7 @@ import (
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/fleetpilot/gateway/gateway/clients/tasks"
+	"github.com/fleetpilot/gateway/gateway/domain/quota"
 	"github.com/fleetpilot/gateway/gateway/telemetry"
 	"github.com/fleetpilot/gateway/supabase"
 )
@@ -98,14 +99,14 @@ type Service struct {
 	log   *slog.Logger
 	now   func() time.Time
 	slots chan struct{} // one per extraction allowed at once
-	quota func(context.Context, supabase.TenantID) error
+	quota quota.Take
 	m     *telemetry.Metrics
 	trace trace.Tracer
 }
 
 // WithQuota makes every new scan job first take one unit of the tenant's
 // scan allowance (a scan answered by an existing job takes none).
-func (s *Service) WithQuota(take func(context.Context, supabase.TenantID) error) *Service {
+func (s *Service) WithQuota(take quota.Take) *Service {
 	s.quota = take
 	return s
 }
@@ -212,10 +213,8 @@ func (s *Service) scan(ctx context.Context, tenant supabase.TenantID, userID, do
 	} else if !errors.Is(err, errNoExistingJob) {
 		return nil, err
 	}
-	if s.quota != nil {
-		if err := s.quota(ctx, tenant); err != nil {
-			return nil, err
-		}
+	if err := s.quota.Spend(ctx, tenant); err != nil {
+		return nil, err
 	}
 	row := supabase.Row{"document_id": documentID, "status": "queued"}
 	if userID != "" {

@@ -28,7 +28,17 @@ const (
 var labels = map[Name]string{Scans: "PCN scans", DVLALookups: "DVLA lookups", IdentityInvites: "identity check invites"}
 
 // Take spends one unit of a tenant's allowance, or returns *ExceededError.
+// A nil Take is no quota.
 type Take func(ctx context.Context, tenant supabase.TenantID) error
+
+// Spend calls t, so that a service holding a nil Take (no quota configured)
+// needs no check of its own.
+func (t Take) Spend(ctx context.Context, tenant supabase.TenantID) error {
+	if t == nil {
+		return nil
+	}
+	return t(ctx, tenant)
+}
 
 // ExceededError is a tenant's daily allowance used up.
 type ExceededError struct {
