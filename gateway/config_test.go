@@ -54,6 +54,8 @@ func TestLoadConfigNamesEveryProblem(t *testing.T) {
 			"INTERNAL_OIDC_AUDIENCE": "https://gw.example", "INTERNAL_OIDC_SERVICE_ACCOUNTS": "s@p.iam.gserviceaccount.com"}), []string{"TASKS_SERVICE_ACCOUNT"}},
 		{"tasks' account not accepted", merge(validEnv(), map[string]string{"GCP_PROJECT_ID": "proj", "TASKS_TARGET_BASE_URL": "https://gw.example", "TASKS_SERVICE_ACCOUNT": "tasks@p.iam.gserviceaccount.com",
 			"INTERNAL_OIDC_AUDIENCE": "https://gw.example", "INTERNAL_OIDC_SERVICE_ACCOUNTS": "s@p.iam.gserviceaccount.com"}), []string{"INTERNAL_OIDC_SERVICE_ACCOUNTS"}},
+		{"telemetry addresses not host:port", merge(validEnv(), map[string]string{"TELEMETRY_OTLP_COLLECTOR": "collector", "TELEMETRY_METRICS_ADDR": "9464"}),
+			[]string{"TELEMETRY_OTLP_COLLECTOR", "TELEMETRY_METRICS_ADDR"}},
 		{"stuck-after not longer than the internal deadline", merge(validEnv(), map[string]string{"PCN_STUCK_AFTER": "5m", "INTERNAL_REQUEST_TIMEOUT": "5m"}), []string{"PCN_STUCK_AFTER"}},
 	}
 	for _, tc := range tests {

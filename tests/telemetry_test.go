@@ -1,23 +1,29 @@
 package tests
 
 import (
+	"bytes"
 	"context"
+	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/caarlos0/env/v11"
 	"github.com/jarcoal/httpmock"
 	"go.opentelemetry.io/otel/attribute"
 	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
 	"go.opentelemetry.io/otel/sdk/metric/metricdata"
 	"go.opentelemetry.io/otel/sdk/trace/tracetest"
 	"go.opentelemetry.io/otel/trace"
+	tracepb "go.opentelemetry.io/proto/otlp/trace/v1"
 
 	"github.com/fleetpilot/gateway/gateway"
 	"github.com/fleetpilot/gateway/gateway/clients/claude"
@@ -25,6 +31,8 @@ import (
 	"github.com/fleetpilot/gateway/gateway/domain/pcn"
 	"github.com/fleetpilot/gateway/gateway/domain/sweep"
 	"github.com/fleetpilot/gateway/gateway/telemetry"
+	"github.com/fleetpilot/gateway/gateway/telemetry/otlpsink"
+	"github.com/fleetpilot/gateway/gateway/wire"
 	"github.com/fleetpilot/gateway/supabase"
 )
 
@@ -449,4 +457,121 @@ func sumValue(rm metricdata.ResourceMetrics, name string, want map[string]string
 		}
 	}
 	return n
+}
+
+// TestTelemetryOTLPCollectorExport runs the production exporters (OTLP/gRPC,
+// batched, redacted) against a real gRPC receiver: the gateway wired from
+// its configuration alone, one request continuing a caller's trace, then
+// shutdown, which must flush the server span, its PostgREST child and the
+// request metric to the collector, with no secret in any attribute.
+func TestTelemetryOTLPCollectorExport(t *testing.T) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	sink := otlpsink.Start(l, true)
+	defer sink.Stop()
+
+	var gotTraceparent atomic.Value
+	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		gotTraceparent.Store(r.Header.Get("traceparent"))
+		w.Header().Set("Content-Type", "application/json; charset=utf-8")
+		w.Header().Set("Content-Range", "0-0/1")
+		_, _ = io.WriteString(w, rows(1))
+	}))
+	defer up.Close()
+
+	cfg := testConfig()
+	cfg.Supabase.URL = up.URL
+	def := gateway.Config{}
+	// Sampling at its default: the caller's sampled flag below decides.
+	if err := env.ParseWithOptions(&def.Telemetry, env.Options{Prefix: "TELEMETRY_",
+		Environment: map[string]string{"TELEMETRY_OTLP_COLLECTOR": sink.Addr()}}); err != nil {
+		t.Fatal(err)
+	}
+	cfg.Telemetry = def.Telemetry
+	log := gateway.NewLogger(io.Discard, "info")
+	v, err := supabase.NewVerifier(t.Context(), supabase.VerifierConfig{JWTSecret: jwtSecret, Issuer: supabaseURL + "/auth/v1"}, nil, log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	app, err := wire.Build(t.Context(), cfg, log, wire.Options{Verifier: v, Queue: &recordingQueue{}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	const traceID, parentID = "4bf92f3577b34da6a3ce929d0e0e4736", "00f067aa0ba902b7"
+	tok := tokenFor(t, tenantA)
+	req := httptest.NewRequest(http.MethodGet, "/incidents?status=open", nil)
+	req.Header.Set("Authorization", "Bearer "+tok)
+	req.Header.Set("traceparent", "00-"+traceID+"-"+parentID+"-01")
+	rec := httptest.NewRecorder()
+	app.Handler.ServeHTTP(rec, req)
+	if rec.Code != http.StatusOK {
+		t.Fatalf("status %d: %s", rec.Code, rec.Body.String())
+	}
+	app.Close() // flushes the batch span processor and the periodic metric reader
+
+	if tp, _ := gotTraceparent.Load().(string); !strings.HasPrefix(tp, "00-"+traceID+"-") || !strings.HasSuffix(tp, "-01") {
+		t.Errorf("PostgREST got traceparent %q, want the caller's trace, sampled", tp)
+	}
+	spans := sink.Spans()
+	var server, client *tracepb.Span
+	for _, s := range spans {
+		switch s.GetKind() {
+		case tracepb.Span_SPAN_KIND_SERVER:
+			server = s
+		case tracepb.Span_SPAN_KIND_CLIENT:
+			client = s
+		}
+		for _, kv := range s.GetAttributes() {
+			val := kv.GetValue().String()
+			for _, sec := range []string{serviceKey, tok, jwtSecret, "eq.", tenantA} {
+				if kv.GetKey() != telemetry.AttrTenant && strings.Contains(val, sec) {
+					t.Errorf("span %q attribute %s holds %q", s.GetName(), kv.GetKey(), sec)
+				}
+			}
+		}
+	}
+	if server == nil || client == nil {
+		t.Fatalf("collector got %d spans, want a server and a client span", len(spans))
+	}
+	if server.GetName() != "GET /incidents" || hex.EncodeToString(server.GetTraceId()) != traceID || hex.EncodeToString(server.GetParentSpanId()) != parentID {
+		t.Errorf("server span %q trace %x parent %x, want GET /incidents continuing %s/%s", server.GetName(), server.GetTraceId(), server.GetParentSpanId(), traceID, parentID)
+	}
+	if !bytes.Equal(client.GetTraceId(), server.GetTraceId()) || !bytes.Equal(client.GetParentSpanId(), server.GetSpanId()) {
+		t.Errorf("PostgREST span %q is not the server span's child", client.GetName())
+	}
+	var service string
+	for _, rs := range sink.Resources() {
+		for _, kv := range rs.GetResource().GetAttributes() {
+			if kv.GetKey() == "service.name" {
+				service = kv.GetValue().GetStringValue()
+			}
+		}
+	}
+	if service != "fleetpilot-gateway" {
+		t.Errorf("resource service.name %q", service)
+	}
+	m := sink.Metrics()[telemetry.MetricRequestDuration]
+	if m == nil || len(m.GetHistogram().GetDataPoints()) == 0 {
+		t.Fatalf("collector got no %s histogram (metrics: %d)", telemetry.MetricRequestDuration, len(sink.Metrics()))
+	}
+	var counted uint64
+	for _, p := range m.GetHistogram().GetDataPoints() {
+		route, status := "", int64(0)
+		for _, kv := range p.GetAttributes() {
+			switch kv.GetKey() {
+			case "http.route":
+				route = kv.GetValue().GetStringValue()
+			case "http.response.status_code":
+				status = kv.GetValue().GetIntValue()
+			}
+		}
+		if route == "/incidents" && status == 200 {
+			counted += p.GetCount()
+		}
+	}
+	if counted != 1 {
+		t.Errorf("GET /incidents 200 counted %d times at the collector, want 1", counted)
+	}
 }

@@ -55,6 +55,12 @@ type Config struct {
 	MetricsAddr string `env:"METRICS_ADDR"`
 	// OTLPEndpoint receives traces and metrics when ProjectID is set.
 	OTLPEndpoint string `env:"OTLP_ENDPOINT" envDefault:"telemetry.googleapis.com:443"`
+	// OTLPCollector, when set, receives traces and metrics instead of
+	// OTLPEndpoint: an OpenTelemetry Collector beside the gateway (a Cloud
+	// Run sidecar, or one on a developer's machine) at host:port, spoken to
+	// in plaintext OTLP/gRPC and without Google credentials, which the
+	// collector holds.
+	OTLPCollector string `env:"OTLP_COLLECTOR"`
 	// ExportInterval is how often metrics are pushed over OTLP.
 	ExportInterval time.Duration `env:"EXPORT_INTERVAL" envDefault:"60s"`
 
@@ -78,6 +84,11 @@ func (c Config) Validate() error {
 	if c.MetricsAddr != "" {
 		if _, port, err := net.SplitHostPort(c.MetricsAddr); err != nil || port == "" {
 			p = append(p, "METRICS_ADDR: must be host:port, such as 127.0.0.1:9464")
+		}
+	}
+	if c.OTLPCollector != "" {
+		if _, port, err := net.SplitHostPort(c.OTLPCollector); err != nil || port == "" {
+			p = append(p, "OTLP_COLLECTOR: must be host:port, such as 127.0.0.1:4317")
 		}
 	}
 	if len(p) == 0 {
@@ -127,24 +138,12 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (_ *Telemetry, err e
 	var mopts []sdkmetric.Option
 	mopts = append(mopts, sdkmetric.WithResource(res))
 
-	if cfg.ProjectID != "" {
-		creds, err := oauth.NewApplicationDefault(ctx, "https://www.googleapis.com/auth/cloud-platform")
-		if err != nil {
-			return nil, fmt.Errorf("telemetry: google credentials: %w", err)
-		}
-		// The quota project is the gateway's own, whoever the credentials belong to.
-		headers := map[string]string{"x-goog-user-project": cfg.ProjectID}
-		texp, err := otlptracegrpc.New(ctx, otlptracegrpc.WithEndpoint(cfg.OTLPEndpoint), otlptracegrpc.WithHeaders(headers),
-			otlptracegrpc.WithDialOption(grpc.WithPerRPCCredentials(creds)))
-		if err != nil {
-			return nil, fmt.Errorf("telemetry: otlp traces: %w", err)
-		}
+	texp, mexp, err := otlpExporters(ctx, cfg)
+	if err != nil {
+		return nil, err
+	}
+	if texp != nil {
 		topts = append(topts, sdktrace.WithBatcher(Redact(texp)))
-		mexp, err := otlpmetricgrpc.New(ctx, otlpmetricgrpc.WithEndpoint(cfg.OTLPEndpoint), otlpmetricgrpc.WithHeaders(headers),
-			otlpmetricgrpc.WithDialOption(grpc.WithPerRPCCredentials(creds)))
-		if err != nil {
-			return nil, fmt.Errorf("telemetry: otlp metrics: %w", err)
-		}
 		mopts = append(mopts, sdkmetric.WithReader(sdkmetric.NewPeriodicReader(mexp, sdkmetric.WithInterval(cfg.ExportInterval))))
 	}
 	if cfg.Traces != "" {
@@ -177,7 +176,7 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (_ *Telemetry, err e
 	if t.metrics, err = NewMetrics(t.mp); err != nil {
 		return nil, err
 	}
-	log.Info("telemetry on", "sample_ratio", cfg.SampleRatio, "otlp", cfg.ProjectID != "", "trace_output", cfg.Traces != "",
+	log.Info("telemetry on", "sample_ratio", cfg.SampleRatio, "otlp", otlpTarget(cfg), "trace_output", cfg.Traces != "",
 		"prometheus", cfg.MetricsAddr)
 	return t, nil
 }
@@ -193,6 +192,55 @@ func NewForTest(exp sdktrace.SpanExporter, reader sdkmetric.Reader) (*Telemetry,
 	var err error
 	t.metrics, err = NewMetrics(t.mp)
 	return t, err
+}
+
+// otlpExporters are the OTLP/gRPC trace and metric exporters: to a
+// collector when OTLPCollector is set, else to Google's endpoint when
+// ProjectID is; none otherwise. Neither connects here (gRPC dials lazily), so
+// an unreachable endpoint costs failed exports, logged by the SDK, never a
+// failed start.
+func otlpExporters(ctx context.Context, cfg Config) (sdktrace.SpanExporter, sdkmetric.Exporter, error) {
+	var topts []otlptracegrpc.Option
+	var mopts []otlpmetricgrpc.Option
+	switch {
+	case cfg.OTLPCollector != "":
+		topts = []otlptracegrpc.Option{otlptracegrpc.WithEndpoint(cfg.OTLPCollector), otlptracegrpc.WithInsecure()}
+		mopts = []otlpmetricgrpc.Option{otlpmetricgrpc.WithEndpoint(cfg.OTLPCollector), otlpmetricgrpc.WithInsecure()}
+	case cfg.ProjectID != "":
+		creds, err := oauth.NewApplicationDefault(ctx, "https://www.googleapis.com/auth/cloud-platform")
+		if err != nil {
+			return nil, nil, fmt.Errorf("telemetry: google credentials: %w", err)
+		}
+		// The quota project is the gateway's own, whoever the credentials belong to.
+		headers := map[string]string{"x-goog-user-project": cfg.ProjectID}
+		topts = []otlptracegrpc.Option{otlptracegrpc.WithEndpoint(cfg.OTLPEndpoint), otlptracegrpc.WithHeaders(headers),
+			otlptracegrpc.WithDialOption(grpc.WithPerRPCCredentials(creds))}
+		mopts = []otlpmetricgrpc.Option{otlpmetricgrpc.WithEndpoint(cfg.OTLPEndpoint), otlpmetricgrpc.WithHeaders(headers),
+			otlpmetricgrpc.WithDialOption(grpc.WithPerRPCCredentials(creds))}
+	default:
+		return nil, nil, nil
+	}
+	texp, err := otlptracegrpc.New(ctx, topts...)
+	if err != nil {
+		return nil, nil, fmt.Errorf("telemetry: otlp traces: %w", err)
+	}
+	mexp, err := otlpmetricgrpc.New(ctx, mopts...)
+	if err != nil {
+		_ = texp.Shutdown(ctx)
+		return nil, nil, fmt.Errorf("telemetry: otlp metrics: %w", err)
+	}
+	return texp, mexp, nil
+}
+
+// otlpTarget says where OTLP data goes, for the start-up log line.
+func otlpTarget(cfg Config) string {
+	switch {
+	case cfg.OTLPCollector != "":
+		return "collector " + cfg.OTLPCollector
+	case cfg.ProjectID != "":
+		return cfg.OTLPEndpoint
+	}
+	return "off"
 }
 
 func newResource(ctx context.Context, cfg Config) (*resource.Resource, error) {
