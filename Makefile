@@ -9,7 +9,7 @@ POSTGREST_SHA256  := 0af68afe747ce09964f29e7c872e77b038aec483a8f3923c20850e85044
 POSTGREST         := .local/tools/postgrest-12.0.2/postgrest
 export POSTGREST_BIN := $(abspath $(POSTGREST))
 
-.PHONY: help run test test-short generate bench bench-memory loadtest fuzz reset lint vulncheck tools postgres postgrest chromium lint-openapi typescript
+.PHONY: help run test test-short generate bench bench-memory bench-telemetry loadtest fuzz reset lint vulncheck tools postgres postgrest chromium lint-openapi typescript
 
 ## run: the gateway; with no .env, the whole local stack (PostgreSQL, PostgREST, GCS emulator) around it
 run: tools
@@ -45,6 +45,10 @@ bench-memory:
 ## loadtest: req/s and latency percentiles of GET /incidents on the local stack at 1, 16 and 64 connections (scripts/loadtest.sh, cmd/loadtest)
 loadtest:
 	scripts/loadtest.sh
+
+## bench-telemetry: CPU per request with telemetry on (OTLP to a local receiver) vs off, side by side in the load harness (scripts/telemetry-overhead.sh; BENCH=.../run.sh)
+bench-telemetry:
+	scripts/telemetry-overhead.sh
 
 ## fuzz: each fuzz target for a bounded time
 FUZZTIME ?= 20s

@@ -1,18 +1,22 @@
 package tests
 
 import (
+	"context"
 	"fmt"
+	"net"
 	"net/http"
 	"net/http/httptest"
-	"path/filepath"
 	"strings"
 	"syscall"
 	"testing"
 	"time"
 
 	"github.com/caarlos0/env/v11"
+	"go.opentelemetry.io/contrib/instrumentation/net/http/otelhttp"
 
 	"github.com/fleetpilot/gateway/gateway"
+	"github.com/fleetpilot/gateway/gateway/telemetry"
+	"github.com/fleetpilot/gateway/gateway/telemetry/otlpsink"
 	"github.com/fleetpilot/gateway/gateway/wire"
 	"github.com/fleetpilot/gateway/supabase"
 )
@@ -91,12 +95,14 @@ type discard struct{}
 
 func (discard) Write(p []byte) (int, error) { return len(p), nil }
 
-// BenchmarkListTelemetry is BenchmarkListIncidents (20 rows) with telemetry
-// off and on as production runs it: the default sample ratio, metrics
-// aggregated for a scrape, sampled spans exported (to a file); and on with
-// no trace sampled (what every request pays) and with every trace sampled
-// (what a sampled request costs, export included). The CPU
-// difference per request is the cost of observability on the hot path.
+// BenchmarkListTelemetry is GET /incidents (20 rows) with telemetry off and
+// on as production runs it: the default sample ratio, sampled spans and
+// metrics exported over OTLP/gRPC (to an in-process receiver standing in
+// for a collector); on with no trace sampled (what every request pays) and
+// with every trace sampled (what a sampled request costs, export included);
+// and on with otelhttp wrapped around the handler, what it would add to the
+// gateway's own server middleware. The CPU difference per request is the
+// cost of observability on the hot path.
 func BenchmarkListTelemetry(b *testing.B) {
 	body := []byte(rows(20))
 	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -105,16 +111,25 @@ func BenchmarkListTelemetry(b *testing.B) {
 		_, _ = w.Write(body)
 	}))
 	defer up.Close()
-	// ratio < 0: telemetry off; "" the default sample ratio.
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		b.Fatal(err)
+	}
+	sink := otlpsink.Start(l, false)
+	defer sink.Stop()
+	// ratio "-": telemetry off; "" the default sample ratio.
 	for _, c := range []struct {
-		name  string
-		ratio string
-	}{{"off", "-"}, {"on", ""}, {"on,ratio=0", "0"}, {"on,ratio=1", "1"}} {
+		name     string
+		ratio    string
+		otelhttp bool
+	}{{"off", "-", false}, {"on", "", false}, {"on,ratio=0", "0", false}, {"on,ratio=1", "1", false}, {"on,+otelhttp", "", true}} {
 		b.Run("telemetry="+c.name, func(b *testing.B) {
 			cfg := testConfig()
 			cfg.Supabase.URL = up.URL
+			log := gateway.NewLogger(discard{}, "info")
+			var tel *telemetry.Telemetry
 			if c.ratio != "-" {
-				vars := map[string]string{}
+				vars := map[string]string{"TELEMETRY_OTLP_COLLECTOR": sink.Addr()}
 				if c.ratio != "" {
 					vars["TELEMETRY_TRACE_SAMPLE_RATIO"] = c.ratio
 				}
@@ -123,19 +138,25 @@ func BenchmarkListTelemetry(b *testing.B) {
 					b.Fatal(err)
 				}
 				cfg.Telemetry = def.Telemetry
-				cfg.Telemetry.MetricsAddr = "127.0.0.1:0"
-				cfg.Telemetry.Traces = filepath.Join(b.TempDir(), "spans.json")
+				if tel, err = telemetry.New(b.Context(), cfg.Telemetry, log); err != nil {
+					b.Fatal(err)
+				}
+				defer func() { _ = tel.Shutdown(context.Background()) }()
 			}
-			log := gateway.NewLogger(discard{}, "info")
 			v, err := supabase.NewVerifier(b.Context(), supabase.VerifierConfig{JWTSecret: jwtSecret, Issuer: supabaseURL + "/auth/v1"}, nil, log)
 			if err != nil {
 				b.Fatal(err)
 			}
-			app, err := wire.Build(b.Context(), cfg, log, wire.Options{Verifier: v, Queue: &recordingQueue{}})
+			app, err := wire.Build(b.Context(), cfg, log, wire.Options{Verifier: v, Queue: &recordingQueue{}, Telemetry: tel})
 			if err != nil {
 				b.Fatal(err)
 			}
 			defer app.Close()
+			h := app.Handler
+			if c.otelhttp {
+				h = otelhttp.NewHandler(h, "request", otelhttp.WithTracerProvider(tel.TracerProvider()),
+					otelhttp.WithMeterProvider(tel.MeterProvider()), otelhttp.WithPropagators(telemetry.Propagator()))
+			}
 			tok := tokenFor(b, tenantA)
 			b.ReportAllocs()
 			cpu0 := processCPU()
@@ -144,7 +165,7 @@ func BenchmarkListTelemetry(b *testing.B) {
 				req := httptest.NewRequest(http.MethodGet, "/incidents?status=open&limit=50", nil)
 				req.Header.Set("Authorization", "Bearer "+tok)
 				rec := httptest.NewRecorder()
-				app.Handler.ServeHTTP(rec, req)
+				h.ServeHTTP(rec, req)
 				if rec.Code != 200 {
 					b.Fatalf("status %d: %s", rec.Code, rec.Body.String())
 				}

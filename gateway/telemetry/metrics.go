@@ -9,10 +9,14 @@ import (
 
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/metric"
+	metricnoop "go.opentelemetry.io/otel/metric/noop"
 	tracenoop "go.opentelemetry.io/otel/trace/noop"
 )
 
-var noopTP = tracenoop.NewTracerProvider()
+var (
+	noopTP = tracenoop.NewTracerProvider()
+	noopMP = metricnoop.NewMeterProvider()
+)
 
 // Metric names, also listed in docs/observability.md.
 const (

@@ -28,6 +28,7 @@ import (
 	"go.opentelemetry.io/otel/exporters/otlp/otlptrace/otlptracegrpc"
 	promexporter "go.opentelemetry.io/otel/exporters/prometheus"
 	"go.opentelemetry.io/otel/exporters/stdout/stdouttrace"
+	"go.opentelemetry.io/otel/metric"
 	"go.opentelemetry.io/otel/propagation"
 	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
 	"go.opentelemetry.io/otel/sdk/resource"
@@ -289,6 +290,15 @@ func (t *Telemetry) Tracer() trace.Tracer {
 		return noopTP.Tracer(ScopeName)
 	}
 	return t.tracer
+}
+
+// MeterProvider is the provider instruments come from (a no-op one when t
+// is nil).
+func (t *Telemetry) MeterProvider() metric.MeterProvider {
+	if t == nil {
+		return noopMP
+	}
+	return t.mp
 }
 
 // Metrics are the gateway's instruments (nil when t is nil: records nothing).

@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/codes"
 	"go.opentelemetry.io/otel/propagation"
 	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
@@ -259,3 +260,68 @@ func histTotal(t *testing.T, reader *sdkmetric.ManualReader, name string) uint64
 	}
 	return n
 }
+
+// TestRedactSpan: only allow-listed attributes leave, with no status text
+// and no event attributes; a span with nothing to remove passes unchanged.
+func TestRedactSpan(t *testing.T) {
+	tests := []struct {
+		name     string
+		build    func(trace.Span)
+		wantKeys []string
+		same     bool
+	}{
+		{"own span, nothing to remove", func(s trace.Span) {
+			s.SetAttributes(attribute.String("http.route", "/incidents"), attribute.Int("http.response.status_code", 200))
+			s.AddEvent("retry")
+		}, []string{"http.route", "http.response.status_code"}, true},
+		{"library attributes dropped", func(s trace.Span) {
+			s.SetAttributes(attribute.String("http.route", "/incidents"), attribute.String("client.address", "192.0.2.1"),
+				attribute.String("user_agent.original", "Mozilla"), attribute.String("url.full", "http://x/rest/v1/incidents?tenant_id=eq.t"))
+		}, []string{"http.route"}, false},
+		{"status text dropped", func(s trace.Span) {
+			s.SetStatus(codes.Error, `upstream said: relation "x" does not exist`)
+		}, nil, false},
+		{"event attributes dropped", func(s trace.Span) {
+			s.RecordError(fmt.Errorf("credas: applicant jane@example.com"))
+		}, nil, false},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			var ended lastEnded
+			tp := sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(&ended))
+			_, span := tp.Tracer("t").Start(context.Background(), "s")
+			tc.build(span)
+			span.End()
+			in := ended.s
+			out := RedactSpan(in)
+			if (out == in) != tc.same {
+				t.Errorf("returned the span itself: %v, want %v", out == in, tc.same)
+			}
+			var keys []string
+			for _, a := range out.Attributes() {
+				keys = append(keys, string(a.Key))
+			}
+			if fmt.Sprint(keys) != fmt.Sprint(tc.wantKeys) {
+				t.Errorf("attributes %v, want %v", keys, tc.wantKeys)
+			}
+			if out.Status().Description != "" {
+				t.Errorf("status description %q left", out.Status().Description)
+			}
+			for _, e := range out.Events() {
+				if len(e.Attributes) > 0 {
+					t.Errorf("event %q keeps attributes %v", e.Name, e.Attributes)
+				}
+			}
+		})
+	}
+}
+
+// lastEnded keeps the SDK's own finished span, as an exporter receives it.
+type lastEnded struct {
+	sdktrace.SpanProcessor
+	s sdktrace.ReadOnlySpan
+}
+
+func (l *lastEnded) OnStart(context.Context, sdktrace.ReadWriteSpan) {}
+func (l *lastEnded) OnEnd(s sdktrace.ReadOnlySpan)                   { l.s = s }
+func (l *lastEnded) Shutdown(context.Context) error                  { return nil }
