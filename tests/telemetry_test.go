@@ -27,6 +27,7 @@ import (
 
 	"github.com/fleetpilot/gateway/gateway"
 	"github.com/fleetpilot/gateway/gateway/clients/claude"
+	"github.com/fleetpilot/gateway/gateway/clients/dvla"
 	"github.com/fleetpilot/gateway/gateway/clients/tasks"
 	"github.com/fleetpilot/gateway/gateway/domain/pcn"
 	"github.com/fleetpilot/gateway/gateway/domain/sweep"
@@ -336,36 +337,11 @@ func TestTelemetrySweepMetrics(t *testing.T) {
 	}
 	t.Cleanup(func() { _ = tel.Shutdown(context.Background()) })
 	e, up, _ := newApp(t, appOpts{dvla: true, credas: true, telemetry: tel})
-	soon := time.Now().AddDate(0, 0, 10).Format("2006-01-02")
-	later := time.Now().AddDate(1, 0, 0).Format("2006-01-02")
 	cutoff := "2026-11-29T12:00:00Z"
 
 	// DVLA: v1 refreshed and v2 unknown to DVLA (done); v3 not saved and
 	// v4 failing at DVLA (failed); gone no longer due (skipped).
-	v1, v2, v3, v4, gone := uuidN('d', 1), uuidN('d', 2), uuidN('d', 3), uuidN('d', 4), uuidN('d', 5)
-	vehicle := func(id, tenant, reg string) string {
-		return `{"id":"` + id + `","tenant_id":"` + tenant + `","registration":"` + reg + `","dvla_swept_at":"2026-11-01T00:00:00+00:00"}`
-	}
-	up.on(http.MethodGet, "vehicles", 200, "["+strings.Join([]string{vehicle(v1, tenantA, "AB12CDE"), vehicle(v2, tenantA, "ER19NFD"),
-		vehicle(v3, tenantB, "CD34EFG"), vehicle(v4, tenantB, "ER19ERR")}, ",")+"]")
-	up.onFunc(http.MethodPatch, "vehicles", func(r captured) (int, string) {
-		if r.Query.Get("id") == "eq."+v3 && strings.Contains(r.Body, "year_of_manufacture") {
-			return 400, `{"code":"23514","message":"new row violates check constraint"}`
-		}
-		return 200, `{"id":"x"}`
-	})
-	up.mt.RegisterResponder(http.MethodPost, dvlaURL+"/v1/vehicles", func(r *http.Request) (*http.Response, error) {
-		b, _ := io.ReadAll(r.Body)
-		switch {
-		case strings.Contains(string(b), "AB12CDE"):
-			return httpmock.NewStringResponse(200, dvlaRecord("AB12CDE", soon, later)), nil
-		case strings.Contains(string(b), "CD34EFG"):
-			return httpmock.NewStringResponse(200, dvlaRecord("CD34EFG", later, later)), nil
-		case strings.Contains(string(b), "ER19ERR"):
-			return httpmock.NewStringResponse(500, `{}`), nil
-		}
-		return httpmock.NewStringResponse(404, `{}`), nil
-	})
+	v1, v2, v3, v4, gone := dvlaSweepScenario(up)
 	wantStatus(t, internalPost(e, "/internal/jobs/dvla-refresh", ""), 200)
 	body, _ := json.Marshal(sweep.Batch{Cutoff: cutoff, IDs: []string{v1, v2, v3, v4, gone}})
 	wantStatus(t, internalPost(e, "/internal/tasks/dvla-refresh", string(body)), 200)
@@ -404,6 +380,72 @@ func TestTelemetrySweepMetrics(t *testing.T) {
 			if n := sumValue(rm, telemetry.MetricSweepItems, map[string]string{"sweep": c.sweep, "state": state}); n != want {
 				t.Errorf("%s %s = %d, want %d", c.sweep, state, n, want)
 			}
+		}
+	}
+}
+
+// dvlaSweepScenario makes up answer a DVLA refresh sweep over four due
+// vehicles: v1 refreshed and v2 unknown to DVLA (done), v3 refused by the
+// database and v4 failing at DVLA (failed); gone is an id no longer due.
+func dvlaSweepScenario(up *upstream) (v1, v2, v3, v4, gone string) {
+	soon := time.Now().AddDate(0, 0, 10).Format("2006-01-02")
+	later := time.Now().AddDate(1, 0, 0).Format("2006-01-02")
+	v1, v2, v3, v4, gone = uuidN('d', 1), uuidN('d', 2), uuidN('d', 3), uuidN('d', 4), uuidN('d', 5)
+	vehicle := func(id, tenant, reg string) string {
+		return `{"id":"` + id + `","tenant_id":"` + tenant + `","registration":"` + reg + `","dvla_swept_at":"2026-11-01T00:00:00+00:00"}`
+	}
+	up.on(http.MethodGet, "vehicles", 200, "["+strings.Join([]string{vehicle(v1, tenantA, "AB12CDE"), vehicle(v2, tenantA, "ER19NFD"),
+		vehicle(v3, tenantB, "CD34EFG"), vehicle(v4, tenantB, "ER19ERR")}, ",")+"]")
+	up.onFunc(http.MethodPatch, "vehicles", func(r captured) (int, string) {
+		if r.Query.Get("id") == "eq."+v3 && strings.Contains(r.Body, "year_of_manufacture") {
+			return 400, `{"code":"23514","message":"new row violates check constraint"}`
+		}
+		return 200, `{"id":"x"}`
+	})
+	up.mt.RegisterResponder(http.MethodPost, dvlaURL+"/v1/vehicles", func(r *http.Request) (*http.Response, error) {
+		b, _ := io.ReadAll(r.Body)
+		switch {
+		case strings.Contains(string(b), "AB12CDE"):
+			return httpmock.NewStringResponse(200, dvlaRecord("AB12CDE", soon, later)), nil
+		case strings.Contains(string(b), "CD34EFG"):
+			return httpmock.NewStringResponse(200, dvlaRecord("CD34EFG", later, later)), nil
+		case strings.Contains(string(b), "ER19ERR"):
+			return httpmock.NewStringResponse(500, `{}`), nil
+		}
+		return httpmock.NewStringResponse(404, `{}`), nil
+	})
+	return v1, v2, v3, v4, gone
+}
+
+// TestInProcessSweepMetrics: without a Google Cloud project a sweep's tasks
+// run in-process (the wiring's pacer instead of Cloud Tasks), and their
+// outcomes are counted as the task endpoint counts them.
+func TestInProcessSweepMetrics(t *testing.T) {
+	reader := sdkmetric.NewManualReader()
+	tel, err := telemetry.NewForTest(tracetest.NewInMemoryExporter(), reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = tel.Shutdown(context.Background()) })
+	up := newUpstream(t)
+	dvlaSweepScenario(up)
+	cfg := testConfig()
+	cfg.Supabase.RetryWait = time.Millisecond
+	cfg.DVLA = dvla.Config{APIKey: "dvla-key", BaseURL: dvlaURL, Timeout: time.Second, Backoff: time.Millisecond, CacheTTL: time.Hour, NotFoundTTL: time.Minute}
+	cfg.Fleet.Rate = 1000
+	// No Sweeps option and no GCP project: the wiring runs sweep tasks itself.
+	app, err := wire.Build(t.Context(), cfg, gateway.NewLogger(io.Discard, "debug"),
+		wire.Options{HTTPClient: &http.Client{Transport: up.mt}, Queue: &recordingQueue{}, Telemetry: tel})
+	if err != nil {
+		t.Fatal(err)
+	}
+	wantStatus(t, internalPost(app.Handler, "/internal/jobs/dvla-refresh", ""), 200)
+	app.Close() // lets the queued in-process tasks finish
+
+	rm := collect(t, reader)
+	for state, want := range map[string]int64{"planned": 4, "done": 2, "skipped": 0, "failed": 2} {
+		if n := sumValue(rm, telemetry.MetricSweepItems, map[string]string{"sweep": telemetry.SweepDVLARefresh, "state": state}); n != want {
+			t.Errorf("%s %s = %d, want %d", telemetry.SweepDVLARefresh, state, n, want)
 		}
 	}
 }
