@@ -132,33 +132,8 @@ func TestDVLASweepPlans(t *testing.T) {
 // without stopping the others.
 func TestDVLASweepTask(t *testing.T) {
 	e, up, logs := newApp(t, appOpts{dvla: true})
-	soon := time.Now().AddDate(0, 0, 10).Format("2006-01-02")
-	later := time.Now().AddDate(1, 0, 0).Format("2006-01-02")
-	v1, v2, v3, v4, gone := uuidN('d', 1), uuidN('d', 2), uuidN('d', 3), uuidN('d', 4), uuidN('d', 5)
+	v1, v2, v3, v4, gone := dvlaSweepScenario(up)
 	cutoff := "2026-11-29T12:00:00Z"
-	up.on(http.MethodGet, "vehicles", 200, `[`+
-		`{"id":"`+v1+`","tenant_id":"`+tenantA+`","registration":"AB12CDE"},`+
-		`{"id":"`+v2+`","tenant_id":"`+tenantA+`","registration":"ER19NFD"},`+
-		`{"id":"`+v3+`","tenant_id":"`+tenantB+`","registration":"CD34EFG"},`+
-		`{"id":"`+v4+`","tenant_id":"`+tenantB+`","registration":"ER19ERR"}]`)
-	up.onFunc(http.MethodPatch, "vehicles", func(r captured) (int, string) {
-		if r.Query.Get("id") == "eq."+v3 && strings.Contains(r.Body, "year_of_manufacture") {
-			return 400, `{"code":"23514","message":"new row violates check constraint"}`
-		}
-		return 200, `{"id":"x"}`
-	})
-	up.mt.RegisterResponder(http.MethodPost, dvlaURL+"/v1/vehicles", func(r *http.Request) (*http.Response, error) {
-		b, _ := io.ReadAll(r.Body)
-		switch {
-		case strings.Contains(string(b), "AB12CDE"):
-			return httpmock.NewStringResponse(200, dvlaRecord("AB12CDE", soon, later)), nil
-		case strings.Contains(string(b), "CD34EFG"):
-			return httpmock.NewStringResponse(200, dvlaRecord("CD34EFG", later, later)), nil
-		case strings.Contains(string(b), "ER19ERR"):
-			return httpmock.NewStringResponse(500, `{}`), nil
-		}
-		return httpmock.NewStringResponse(404, `{}`), nil
-	})
 	body, _ := json.Marshal(sweep.Batch{Cutoff: cutoff, IDs: []string{v1, v2, v3, v4, gone}})
 	rec := internalPost(e, "/internal/tasks/dvla-refresh", string(body))
 	wantStatus(t, rec, 200)
@@ -343,4 +318,37 @@ func TestResetStuckPagesAndSurvivesFailures(t *testing.T) {
 	if !strings.Contains(logs.String(), uuidN('j', 7)) {
 		t.Error("the failed job is not logged")
 	}
+}
+
+// dvlaSweepScenario makes up answer a DVLA refresh sweep over four due
+// vehicles: v1 refreshed and v2 unknown to DVLA (done), v3 refused by the
+// database and v4 failing at DVLA (failed); gone is an id no longer due.
+func dvlaSweepScenario(up *upstream) (v1, v2, v3, v4, gone string) {
+	soon := time.Now().AddDate(0, 0, 10).Format("2006-01-02")
+	later := time.Now().AddDate(1, 0, 0).Format("2006-01-02")
+	v1, v2, v3, v4, gone = uuidN('d', 1), uuidN('d', 2), uuidN('d', 3), uuidN('d', 4), uuidN('d', 5)
+	vehicle := func(id, tenant, reg string) string {
+		return `{"id":"` + id + `","tenant_id":"` + tenant + `","registration":"` + reg + `","dvla_swept_at":"2026-11-01T00:00:00+00:00"}`
+	}
+	up.on(http.MethodGet, "vehicles", 200, "["+strings.Join([]string{vehicle(v1, tenantA, "AB12CDE"), vehicle(v2, tenantA, "ER19NFD"),
+		vehicle(v3, tenantB, "CD34EFG"), vehicle(v4, tenantB, "ER19ERR")}, ",")+"]")
+	up.onFunc(http.MethodPatch, "vehicles", func(r captured) (int, string) {
+		if r.Query.Get("id") == "eq."+v3 && strings.Contains(r.Body, "year_of_manufacture") {
+			return 400, `{"code":"23514","message":"new row violates check constraint"}`
+		}
+		return 200, `{"id":"x"}`
+	})
+	up.mt.RegisterResponder(http.MethodPost, dvlaURL+"/v1/vehicles", func(r *http.Request) (*http.Response, error) {
+		b, _ := io.ReadAll(r.Body)
+		switch {
+		case strings.Contains(string(b), "AB12CDE"):
+			return httpmock.NewStringResponse(200, dvlaRecord("AB12CDE", soon, later)), nil
+		case strings.Contains(string(b), "CD34EFG"):
+			return httpmock.NewStringResponse(200, dvlaRecord("CD34EFG", later, later)), nil
+		case strings.Contains(string(b), "ER19ERR"):
+			return httpmock.NewStringResponse(500, `{}`), nil
+		}
+		return httpmock.NewStringResponse(404, `{}`), nil
+	})
+	return v1, v2, v3, v4, gone
 }
