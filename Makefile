@@ -58,6 +58,7 @@ fuzz:
 	$(GO) test -run '^$$' -fuzz '^FuzzEqValue$$' -fuzztime $(FUZZTIME) ./supabase/
 	$(GO) test -run '^$$' -fuzz '^FuzzIncidentBody$$' -fuzztime $(FUZZTIME) ./tests/
 	$(GO) test -run '^$$' -fuzz '^FuzzObjectPath$$' -fuzztime $(FUZZTIME) ./gateway/clients/gcs/
+	$(GO) test -run '^$$' -fuzz '^FuzzPageCut$$' -fuzztime $(FUZZTIME) ./gateway/
 
 ## reset: wipe the local stack's data (.local/data)
 reset:
