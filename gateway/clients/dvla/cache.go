@@ -47,20 +47,20 @@ func (k *Cache) Stats() (hits, misses int64) { return k.hits.Load(), k.miss.Load
 // Lookup answers from the cache, or joins the lookup already running for
 // vrm, or starts one. fresh skips the cache (but still shares a running call).
 func (k *Cache) Lookup(ctx context.Context, vrm, correlationID string, fresh bool) (Vehicle, error) {
-	k.mu.Lock()
-	if el, ok := k.entries[vrm]; ok && !fresh {
-		if e := el.Value.(*cacheEntry); k.now().Before(e.until) {
-			k.mu.Unlock()
-			k.hits.Add(1)
-			return e.v, e.err
-		}
+	if e, ok := k.cached(vrm); ok && !fresh {
+		k.hits.Add(1)
+		return e.v, e.err
 	}
-	k.mu.Unlock()
 	k.miss.Add(1)
 	// The shared call must not die with the first caller's request: it runs
 	// on a detached context with its own deadline, and the result is stored
 	// before the call is forgotten, so a later lookup finds it in the cache.
 	ch := k.inflight.DoChan(vrm, func() (any, error) {
+		// A call that finished between the look above and this one has
+		// stored its answer: use it rather than ask DVLA again.
+		if e, ok := k.cached(vrm); ok && !fresh {
+			return e.v, e.err
+		}
 		ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), k.c.cfg.Timeout*time.Duration(k.c.cfg.Tries)+5*time.Second)
 		defer cancel()
 		v, err := k.c.Lookup(ctx, vrm, correlationID)
@@ -80,6 +80,18 @@ func (k *Cache) Lookup(ctx context.Context, vrm, correlationID string, fresh boo
 	case <-ctx.Done():
 		return Vehicle{}, &UnavailableError{Err: ctx.Err()}
 	}
+}
+
+// cached is vrm's entry while it is still valid.
+func (k *Cache) cached(vrm string) (cacheEntry, bool) {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	if el, ok := k.entries[vrm]; ok {
+		if e := el.Value.(*cacheEntry); k.now().Before(e.until) {
+			return *e, true
+		}
+	}
+	return cacheEntry{}, false
 }
 
 // store adds e, replacing vrm's entry, and drops the oldest entries beyond
