@@ -142,14 +142,6 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (_ *Telemetry, err e
 	var mopts []sdkmetric.Option
 	mopts = append(mopts, sdkmetric.WithResource(res))
 
-	texp, mexp, err := otlpExporters(ctx, cfg)
-	if err != nil {
-		return nil, err
-	}
-	if texp != nil {
-		topts = append(topts, sdktrace.WithBatcher(Redact(texp)))
-		mopts = append(mopts, sdkmetric.WithReader(sdkmetric.NewPeriodicReader(mexp, sdkmetric.WithInterval(cfg.ExportInterval))))
-	}
 	if cfg.Traces != "" {
 		w, closeFn, err := traceWriter(cfg.Traces)
 		if err != nil {
@@ -174,6 +166,16 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (_ *Telemetry, err e
 		t.scrape = promhttp.HandlerFor(reg, promhttp.HandlerOpts{})
 	}
 
+	// Last before the providers, which own them from here on: a start that
+	// fails earlier leaves no exporter (and its connection) open.
+	texp, mexp, err := otlpExporters(ctx, cfg)
+	if err != nil {
+		return nil, err
+	}
+	if texp != nil {
+		topts = append(topts, sdktrace.WithBatcher(Redact(texp)))
+		mopts = append(mopts, sdkmetric.WithReader(sdkmetric.NewPeriodicReader(mexp, sdkmetric.WithInterval(cfg.ExportInterval))))
+	}
 	t.tp = sdktrace.NewTracerProvider(topts...)
 	t.tracer = t.tp.Tracer(ScopeName)
 	t.mp = sdkmetric.NewMeterProvider(mopts...)
