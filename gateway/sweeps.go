@@ -65,10 +65,12 @@ func planSweep[R sweepPlan](s *server, c *echo.Context, kind string, plan func(c
 }
 
 // sweepTask is what a task returns: its answer, how its items went (for the
-// sweep metrics), and how many it left due.
+// sweep metrics), how many it left due, and when a vendor's rate limit asks
+// to come back (zero: no such limit).
 type sweepTask interface {
 	Outcomes() (done, skipped, failed int)
 	Remaining() int
+	RetryAfter() time.Duration
 }
 
 // runSweepTask answers a Cloud Tasks delivery of one sweep batch: a batch
@@ -89,8 +91,8 @@ func runSweepTask[R sweepTask](s *server, c *echo.Context, kind string,
 	s.metrics.Sweep(ctx, kind, 0, done, skipped, failed)
 	if res.Remaining() > 0 {
 		// A vendor's rate limit says when to come back; running out of time does not.
-		if v, ok := any(res).(interface{ RetryAfter() time.Duration }); ok && v.RetryAfter() > 0 {
-			return retryLater("The vendor is rate limiting; the rest will be retried", v.RetryAfter())
+		if wait := res.RetryAfter(); wait > 0 {
+			return retryLater("The vendor is rate limiting; the rest will be retried", wait)
 		}
 		return retryLater("The task ran out of time; the rest will be retried", time.Minute)
 	}

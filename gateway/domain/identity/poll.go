@@ -3,6 +3,7 @@ package identity
 import (
 	"context"
 	"errors"
+	"time"
 
 	"github.com/fleetpilot/gateway/gateway/clients/credas"
 	"github.com/fleetpilot/gateway/gateway/domain/sweep"
@@ -166,3 +167,7 @@ func (s *Service) markPolled(ctx context.Context, tenant supabase.TenantID, c ch
 func (r PollResult) Outcomes() (done, skipped, failed int) {
 	return r.done, r.Skipped, r.Failed + r.Unconfirmed
 }
+
+// RetryAfter is when to deliver the task again: Credas's polling has no
+// rate limit of its own to wait for, so always the default (zero).
+func (r PollResult) RetryAfter() time.Duration { return 0 }
